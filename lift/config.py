@@ -63,6 +63,9 @@ class DataConfig:
     temporal_reverse: bool = True
     on_bad_video: Literal["error", "skip"] = "error"
     cache_dir: str = "~/.cache/lift/frames"
+    # Keep decoded videos (and resized image sequences) as uint8 .npy under cache_dir so later
+    # epochs do not decode again. Costs disk (T*H*W*3 bytes per video); false decodes every time.
+    cache_frames: bool = True
     num_workers: int = 0
     pin_memory: bool = True
     prefetch_factor: int = 2
