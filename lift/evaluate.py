@@ -1,0 +1,512 @@
+"""Evaluation: per-sample tables for a model or the baselines, their summary, and the CLI.
+
+``python -m lift.evaluate (--checkpoint C | --baselines) [--config F] [--dataset NAME]
+[--data_root R] [--split test] [--window W] [--temporal_offset S] [--set k=v ...] [--csv] --out DIR``
+writes ``DIR/samples.parquet`` (one row per sample and arm; columns in ``ARCHITECTURE.md``) and
+prints the means with 95% confidence intervals per arm.
+
+Choices worth knowing:
+
+- Baselines (arms ``baseline=repeat`` and ``baseline=blend``) run through the same metric code on
+  the same loader, hence the same sample ids. ``repeat`` shows the nearest anchor: the left one
+  when ``timestep < 0.5``, the right one when ``timestep > 0.5``, and the left one on the tie
+  ``timestep == 0.5`` (the default gap-2 triplet), i.e. the previous frame is held, as a
+  player at the original frame rate would. ``blend`` is the mean of the two anchors.
+- Identical prediction and target give PSNR ``+inf``. The table keeps ``+inf``; :func:`summarize`
+  averages the finite values and reports how many were infinite (``n_inf``); if every value is
+  infinite, the mean is ``+inf``. No cap is applied, so a mean never depends on an arbitrary
+  ceiling; ``n_inf`` makes the exclusion visible.
+- Model inputs are padded (replicate, at the bottom and right) to ``model.size_multiple`` and the
+  prediction and flows are cropped back, so metrics always cover the original frame. Predictions
+  are clamped to [0, 1] before the metrics, as a frame written to disk would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch.utils.data import default_collate
+from tqdm import tqdm
+
+from lift.config import Config, EvalConfig, apply_overrides, load_config
+from lift.metrics.flow import epe_stats, reference_epe, warp_error
+from lift.metrics.image import psnr, ssim
+from lift.metrics.lpips import load_lpips, lpips_distance
+
+SAMPLES_FILE = "samples.parquet"
+ID_COLUMNS = ("sample_id", "video_id", "target_index", "timestep")
+RUN_COLUMNS = ("arm", "split", "seed", "trial_id")
+IMAGE_METRICS = ("psnr", "ssim", "lpips")
+FLOW_GT_METRICS = ("epe", "epe_gt1", "epe_gt3")
+# warp_error: photometric error of the network's anchor flows; epe_tvl1: their EPE against TV-L1.
+FLOW_METRICS = FLOW_GT_METRICS + ("warp_error", "epe_tvl1")
+METRICS = IMAGE_METRICS + FLOW_METRICS
+REQUIRED_COLUMNS = ID_COLUMNS + IMAGE_METRICS + RUN_COLUMNS
+BASELINES = ("repeat", "blend")
+
+
+# ---------------------------------------------------------------------------------------------
+# Arms and baselines
+# ---------------------------------------------------------------------------------------------
+
+def arm_key(window: int, temporal_offset: int) -> str:
+    """Readable arm name: ``window=3`` for the RIFE triplet (no references, so no offset), else
+    ``window=W,offset=S``."""
+    if window == 3:
+        return "window=3"
+    return f"window={window},offset={temporal_offset}"
+
+
+def baseline_arm(name: str) -> str:
+    if name not in BASELINES:
+        raise ValueError(f"baseline {name!r}: expected one of {', '.join(BASELINES)}")
+    return f"baseline={name}"
+
+
+def repeat_baseline(frames: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    """Nearest anchor per sample (``frames`` [B, N, 3, H, W], anchors first); ties (0.5) -> left."""
+    right = (timestep.to(frames.device).view(-1, 1, 1, 1) > 0.5)
+    return torch.where(right, frames[:, 1], frames[:, 0])
+
+
+def blend_baseline(frames: torch.Tensor) -> torch.Tensor:
+    """Mean of the two anchors (``frames`` [B, N, 3, H, W], anchors first)."""
+    return 0.5 * (frames[:, 0] + frames[:, 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
+# ---------------------------------------------------------------------------------------------
+
+def collate_by_size(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Collate dataset samples into one batch per frame size (order kept within each size).
+
+    Evaluation uses whole frames and a dataset may mix videos of different sizes; the evaluation
+    loops accept a list of batches in place of one batch.
+    """
+    groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
+    for sample in samples:
+        groups.setdefault(tuple(sample["target"].shape), []).append(sample)
+    return [default_collate(group) for group in groups.values()]
+
+
+def _iter_batches(loader: Iterable[Any], max_batches: int | None) -> Iterator[dict[str, Any]]:
+    for i, item in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            return
+        if isinstance(item, (list, tuple)):
+            yield from item
+        else:
+            yield item
+
+
+def _as_list(values: Any, n: int) -> list[Any]:
+    if isinstance(values, torch.Tensor):
+        return values.reshape(-1).tolist()
+    if isinstance(values, (str, int, float)):
+        return [values] * n
+    return list(values)
+
+
+def _pad_amount(size: int, multiple: int) -> int:
+    return (-size) % multiple
+
+
+def pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Replicate-pad [B, N, C, H, W] at the bottom and right to multiples of ``multiple``."""
+    b, n, c, h, w = frames.shape
+    ph, pw = _pad_amount(h, multiple), _pad_amount(w, multiple)
+    if ph == 0 and pw == 0:
+        return frames
+    padded = F.pad(frames.reshape(b * n, c, h, w), (0, pw, 0, ph), mode="replicate")
+    return padded.reshape(b, n, c, h + ph, w + pw)
+
+
+def _dataset_extras(loader: Any) -> dict[str, Any]:
+    spec = getattr(getattr(loader, "dataset", None), "spec", None)
+    if spec is None:
+        return {}
+    return {"window": int(spec.window), "temporal_offset": int(spec.temporal_offset)}
+
+
+def _progress(loader: Any, desc: str, progress: bool | None, max_batches: int | None) -> Any:
+    try:
+        total: int | None = len(loader)
+    except TypeError:
+        total = None
+    if max_batches is not None:
+        total = max_batches if total is None else min(total, max_batches)
+    disable = (not sys.stderr.isatty()) if progress is None else not progress
+    return tqdm(loader, total=total, desc=desc, disable=disable, leave=False, unit="batch")
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics of one batch
+# ---------------------------------------------------------------------------------------------
+
+class _Scorer:
+    """Image metrics of one batch, with the LPIPS model loaded once (or not at all if disabled)."""
+
+    def __init__(self, eval_cfg: EvalConfig, device: torch.device, lpips_model: torch.nn.Module | None) -> None:
+        self.protocol = eval_cfg.protocol
+        self.lpips_model = lpips_model
+        if self.lpips_model is None and eval_cfg.lpips:
+            # Raises LPIPSUnavailableError (with instructions) before any sample is evaluated.
+            self.lpips_model = load_lpips(eval_cfg.lpips_weights, device)
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, np.ndarray]:
+        pred = pred.float().clamp(0.0, 1.0)
+        target = target.float()
+        out = {
+            "psnr": psnr(pred, target, self.protocol).cpu().numpy(),
+            "ssim": ssim(pred, target, self.protocol).cpu().numpy(),
+        }
+        if self.lpips_model is not None:
+            out["lpips"] = lpips_distance(self.lpips_model, pred, target).double().cpu().numpy()
+        else:
+            out["lpips"] = np.full(pred.shape[0], np.nan)
+        return out
+
+
+def _flow_metrics(flows: torch.Tensor, batch: dict[str, Any], frames: torch.Tensor, target: torch.Tensor,
+                  reference_flow: bool) -> dict[str, np.ndarray]:
+    """Flow columns for the anchors' flows ``flows`` [B, 2, 2, H, W]; each is the mean over both anchors."""
+    flows = flows.float()
+    out: dict[str, np.ndarray] = {}
+    anchors = frames[:, :2].float()
+    out["warp_error"] = warp_error(flows, anchors, target.float().unsqueeze(1)).mean(dim=1).double().cpu().numpy()
+    if "flow_gt" in batch:
+        flow_gt = batch["flow_gt"][:, :2].to(flows.device)
+        valid = batch["valid"][:, :2].to(flows.device) if "valid" in batch else None
+        for name, value in epe_stats(flows, flow_gt, valid).items():
+            out[name] = torch.nanmean(value, dim=1).double().cpu().numpy()
+    if reference_flow:
+        per_anchor = [reference_epe(flows[:, k], target, anchors[:, k]) for k in range(2)]
+        out["epe_tvl1"] = torch.stack(per_anchor, dim=1).mean(dim=1).double().cpu().numpy()
+    return out
+
+
+def _rows(batch: dict[str, Any], metrics: dict[str, np.ndarray], run: dict[str, Any]) -> list[dict[str, Any]]:
+    n = int(batch["target"].shape[0])
+    ids = _as_list(batch["sample_id"], n)
+    videos = _as_list(batch["video_id"], n)
+    targets = _as_list(batch["target_index"], n)
+    timesteps = _as_list(batch["timestep"], n)
+    rows = []
+    for i in range(n):
+        row: dict[str, Any] = {
+            "sample_id": str(ids[i]),
+            "video_id": str(videos[i]),
+            "target_index": int(targets[i]),
+            "timestep": float(timesteps[i]),
+        }
+        row.update({name: float(values[i]) for name, values in metrics.items()})
+        row.update(run)
+        rows.append(row)
+    return rows
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows)
+    if df.empty:
+        raise ValueError("evaluation produced no samples: the loader is empty (check the split and the window)")
+    metric_cols = [c for c in METRICS if c in df.columns]
+    extra = [c for c in df.columns if c not in REQUIRED_COLUMNS and c not in metric_cols]
+    ordered = list(ID_COLUMNS) + [c for c in METRICS if c in df.columns] + list(RUN_COLUMNS) + extra
+    df = df[ordered]
+    df["target_index"] = df["target_index"].astype("int64")
+    df["seed"] = df["seed"].astype("int64")
+    for col in ("sample_id", "video_id", "arm", "split", "trial_id"):
+        df[col] = df[col].astype(str)
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str | torch.device,
+                   eval_cfg: EvalConfig, arm: str, split: str, seed: int, trial_id: str,
+                   amp_dtype: torch.dtype | None = None, max_batches: int | None = None,
+                   reference_flow: bool = False, progress: bool | None = None,
+                   lpips_model: torch.nn.Module | None = None) -> pd.DataFrame:
+    """Per-sample table of ``model`` on ``loader`` (batches of the dataset contract).
+
+    Runs under ``torch.no_grad`` with ``model.eval()`` (the mode is restored afterwards), with
+    autocast when ``amp_dtype`` is given. Flow columns come from ``aux["flows"]`` (the flows from
+    the target to the two anchors) when ``eval_cfg.flow_metrics``: ``warp_error`` always,
+    ``epe``/``epe_gt1``/``epe_gt3`` where the batch has ``flow_gt`` (synthetic data, occlusion-aware
+    with ``valid``), ``epe_tvl1`` (agreement with TV-L1; slow, CPU) only with ``reference_flow``.
+    """
+    device = torch.device(device)
+    scorer = _Scorer(eval_cfg, device, lpips_model)
+    multiple = int(getattr(model, "size_multiple", 1))
+    run = {"arm": arm, "split": split, "seed": int(seed), "trial_id": str(trial_id), **_dataset_extras(loader)}
+    rows: list[dict[str, Any]] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in _iter_batches(_progress(loader, arm, progress, max_batches), max_batches):
+                frames = batch["frames"].to(device, non_blocking=True)
+                times = batch["times"].to(device, non_blocking=True)
+                timestep = batch["timestep"].to(device, non_blocking=True).reshape(-1)
+                target = batch["target"].to(device, non_blocking=True)
+                h, w = target.shape[-2:]
+                with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.bfloat16,
+                                    enabled=amp_dtype is not None):
+                    pred, aux = model(pad_frames(frames, multiple), times, timestep)
+                pred = pred[..., :h, :w]
+                metrics = scorer(pred, target)
+                flows = aux.get("flows") if isinstance(aux, dict) else None
+                if eval_cfg.flow_metrics and flows is not None:
+                    metrics.update(_flow_metrics(flows[:, :2, :, :h, :w], batch, frames, target, reference_flow))
+                rows += _rows(batch, metrics, run)
+    finally:
+        model.train(was_training)
+    return _table(rows)
+
+
+def evaluate_baselines(loader: Iterable[Any], *, eval_cfg: EvalConfig, split: str,
+                       device: str | torch.device = "cpu", baselines: Sequence[str] = BASELINES,
+                       seed: int = 0, trial_id: str = "baseline", max_batches: int | None = None,
+                       progress: bool | None = None, lpips_model: torch.nn.Module | None = None) -> pd.DataFrame:
+    """Per-sample table of the baselines (arms ``baseline=<name>``) on ``loader``, one pass over it."""
+    device = torch.device(device)
+    arms = [baseline_arm(name) for name in baselines]
+    scorer = _Scorer(eval_cfg, device, lpips_model)
+    extras = _dataset_extras(loader)
+    rows: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
+    with torch.no_grad():
+        for batch in _iter_batches(_progress(loader, "baselines", progress, max_batches), max_batches):
+            frames = batch["frames"].to(device)
+            target = batch["target"].to(device)
+            for name, arm in zip(baselines, arms):
+                pred = repeat_baseline(frames, batch["timestep"]) if name == "repeat" else blend_baseline(frames)
+                run = {"arm": arm, "split": split, "seed": int(seed), "trial_id": str(trial_id), **extras}
+                rows[arm] += _rows(batch, scorer(pred, target), run)
+    return _table([row for arm in arms for row in rows[arm]])
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+def check_samples_table(df: pd.DataFrame, where: str = "samples table") -> None:
+    """Raise ValueError unless ``df`` has every required column and unique sample ids per run."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing}; required: {list(REQUIRED_COLUMNS)}")
+    key = ["arm", "trial_id", "seed", "sample_id"]
+    dup = df.duplicated(subset=key, keep=False)
+    if dup.any():
+        first = df.loc[dup, key].iloc[0].to_dict()
+        raise ValueError(f"{where}: {int(dup.sum())} rows repeat a (arm, trial_id, seed, sample_id), e.g. {first}; "
+                         "each sample must appear once per run")
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_samples_table(df: pd.DataFrame, out_dir: str | os.PathLike[str], csv: bool = False) -> Path:
+    """Write ``out_dir/samples.parquet`` (and ``samples.csv`` if asked) atomically; returns the parquet path."""
+    check_samples_table(df)
+    out_dir = Path(out_dir)
+    path = out_dir / SAMPLES_FILE
+    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    if csv:
+        _atomic_write(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
+    return path
+
+
+def read_samples_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A per-sample table from ``samples.parquet`` (or a folder holding one), checked."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / SAMPLES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"per-sample table {path} does not exist")
+    df = pd.read_parquet(path)
+    check_samples_table(df, str(path))
+    return df
+
+
+def _mean_ci(values: np.ndarray, confidence: float) -> tuple[int, int, float, float, float]:
+    """(n finite, n infinite, mean, ci_low, ci_high): t-interval over the finite values."""
+    values = values[~np.isnan(values)]
+    inf = np.isinf(values)
+    finite = values[~inf]
+    n, n_inf = int(finite.size), int(inf.sum())
+    if n == 0:
+        if n_inf and np.all(values > 0):
+            return 0, n_inf, math.inf, math.inf, math.inf
+        return 0, n_inf, math.nan, math.nan, math.nan
+    mean = float(finite.mean())
+    if n < 2:
+        return n, n_inf, mean, math.nan, math.nan
+    sem = float(finite.std(ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sem
+    return n, n_inf, mean, mean - half, mean + half
+
+
+def summarize(df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Mean and ``confidence`` t-interval of every metric per arm (arms in order of appearance).
+
+    Columns: ``arm, metric, n, n_inf, mean, ci_low, ci_high``. Infinite values (PSNR of exact
+    predictions) are excluded from n/mean/CI and counted in ``n_inf``; see the module docstring.
+    Samples are treated as independent here; the paired, video-level inference is ``lift.report``'s.
+    """
+    records = []
+    for arm, group in df.groupby("arm", sort=False):
+        for metric in METRICS:
+            if metric not in group.columns:
+                continue
+            values = group[metric].to_numpy(dtype=np.float64)
+            if np.isnan(values).all():
+                continue
+            n, n_inf, mean, lo, hi = _mean_ci(values, confidence)
+            records.append({"arm": arm, "metric": metric, "n": n, "n_inf": n_inf,
+                            "mean": mean, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(records, columns=["arm", "metric", "n", "n_inf", "mean", "ci_low", "ci_high"])
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    lines = []
+    for arm, group in summary.groupby("arm", sort=False):
+        lines.append(f"{arm}")
+        for rec in group.itertuples(index=False):
+            note = f", {rec.n_inf} infinite not averaged" if rec.n_inf else ""
+            lines.append(f"  {rec.metric:<11} {rec.mean:10.4f}  95% CI [{rec.ci_low:.4f}, {rec.ci_high:.4f}]"
+                         f"  (n={rec.n}{note})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and the command line
+# ---------------------------------------------------------------------------------------------
+
+def load_model_for_eval(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Config]:
+    """The trained model of a checkpoint (on the CPU) and its training config, via
+    ``lift.train.model_from_checkpoint`` (imported here: baselines need no model code)."""
+    from lift.train import model_from_checkpoint
+
+    return model_from_checkpoint(Path(path), "cpu")
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode == "off" or device.type != "cuda":
+        return None
+    if mode == "fp16":
+        return torch.float16
+    if mode == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lift.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--checkpoint", help="a trained checkpoint (best.pt / last.pt of lift.train)")
+    what.add_argument("--baselines", action="store_true", help="evaluate only the repeat and blend baselines")
+    p.add_argument("--config", help="config file or preset; default: the checkpoint's config, else the defaults")
+    p.add_argument("--dataset", help="data.dataset")
+    p.add_argument("--data_root", help="data.data_root")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--window", type=int, help="data.window")
+    p.add_argument("--temporal_offset", type=int, help="data.temporal_offset")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. --set eval.protocol=rife (repeatable)")
+    p.add_argument("--device", help="train.device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--reference_flow", action="store_true",
+                   help="also the EPE of the model's flows against TV-L1 (column epe_tvl1; slow)")
+    p.add_argument("--max_batches", type=int, help="evaluate only this many batches (smoke runs)")
+    p.add_argument("--arm", help="arm name for the table (default: from window and offset)")
+    p.add_argument("--trial_id", help="trial id for the table (default: the checkpoint's run folder)")
+    p.add_argument("--csv", action="store_true", help="also write samples.csv")
+    p.add_argument("--out", required=True, help="output folder for samples.parquet")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = list(args.overrides)
+    for flag, key in (("dataset", "data.dataset"), ("data_root", "data.data_root"), ("window", "data.window"),
+                      ("temporal_offset", "data.temporal_offset"), ("device", "train.device")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    model: torch.nn.Module | None = None
+    if checkpoint is not None:
+        if not checkpoint.is_file():
+            raise SystemExit(f"error: checkpoint {checkpoint} does not exist")
+        model, trained_cfg = load_model_for_eval(checkpoint)
+    # The checkpoint's own config is the base, so that the data match the trained window unless
+    # a config file or an override says otherwise.
+    if args.config is not None or checkpoint is None:
+        cfg = load_config(args.config, overrides)
+    else:
+        cfg = apply_overrides(trained_cfg, overrides)
+
+    from lift.data import build_dataset  # the data package is only needed here
+
+    dataset = build_dataset(cfg.data, args.split, train=False)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=cfg.train.eval_batch_size, shuffle=False, num_workers=cfg.data.num_workers,
+        collate_fn=collate_by_size)
+    device = _resolve_device(cfg.train.device)
+
+    if model is None:
+        df = evaluate_baselines(loader, eval_cfg=cfg.eval, split=args.split, device=device,
+                                seed=cfg.train.seed, trial_id=args.trial_id or "baseline",
+                                max_batches=args.max_batches)
+    else:
+        assert checkpoint is not None
+        model_window = int(getattr(model, "window", cfg.data.window))
+        if model_window != cfg.data.window:
+            raise SystemExit(f"error: checkpoint {checkpoint} holds a model for window={model_window}, "
+                             f"but data.window={cfg.data.window}; evaluate with --window {model_window}")
+        trial = args.trial_id or (checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints"
+                                  else checkpoint.stem)
+        df = evaluate_model(model.to(device), loader, device=device, eval_cfg=cfg.eval,
+                            arm=args.arm or arm_key(cfg.data.window, cfg.data.temporal_offset),
+                            split=args.split, seed=cfg.train.seed, trial_id=trial,
+                            amp_dtype=_amp_dtype(cfg.train.amp, device), max_batches=args.max_batches,
+                            reference_flow=args.reference_flow)
+    path = write_samples_table(df, args.out, csv=args.csv or cfg.eval.write_csv)
+    print(format_summary(summarize(df)))
+    print(f"wrote {len(df)} rows to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
