@@ -1,0 +1,38 @@
+"""Paired, video-level significance report for LIFT studies (``python -m lift.report``).
+
+Library use: :mod:`lift.report.stats` has the tests on plain arrays; :func:`load_study` reads and
+validates per-sample tables; :func:`analyse` runs every comparison; :func:`write_report` writes
+report.md, results.json, tables and plots; :func:`make_report` does all of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from lift.report.analysis import Analysis, Comparison, ReportOptions, analyse, plan_comparisons
+from lift.report.stats import PSNR_CEILING_DB, PairedResult, holm, paired_video_test
+from lift.report.tables import PRIMARY_METRICS, ReportError, Study, combine_tables, load_study
+
+
+def make_report(
+    inputs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    options: ReportOptions | None = None,
+    metrics: Sequence[str] = PRIMARY_METRICS,
+    psnr_cap: float = PSNR_CEILING_DB,
+    make_plots: bool = True,
+) -> tuple[Analysis, dict[str, Path]]:
+    """Read the tables under ``inputs``, test, and write the report folder ``out_dir``."""
+    from lift.report.render import write_report
+
+    study = load_study(inputs, metrics=metrics, psnr_cap=psnr_cap)
+    analysis = analyse(study, options)
+    return analysis, write_report(analysis, Path(out_dir), make_plots=make_plots)
+
+
+__all__ = [
+    "Analysis", "Comparison", "PSNR_CEILING_DB", "PRIMARY_METRICS", "PairedResult", "ReportError", "ReportOptions",
+    "Study", "analyse", "combine_tables", "holm", "load_study", "make_report", "paired_video_test", "plan_comparisons",
+]
