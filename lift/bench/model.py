@@ -1,0 +1,157 @@
+"""Model cost: parameters and MACs per forward (windows 3, 7, 15) and forward / train-step time.
+
+Parameters and multiply-accumulates are counted at ``--resolution`` and ``--width`` with
+``torch.utils.flop_counter.FlopCounterMode`` (MACs = FLOPs / 2) on the meta device, so even the
+full-size network at full resolution is counted instantly on a CPU. Timing runs on the chosen
+device: on a CPU at the smoke size (``--smoke_width``, ``--smoke_resolution``), on CUDA at
+``--resolution`` and ``--width`` under bf16 autocast. A train step here is forward with the
+target (teacher included), the loss, and backward; the optimiser update is not included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, time_call
+from lift.config import LossConfig, ModelConfig
+from lift.data.window import WindowSpec
+from lift.model import LIFTLoss, build_model
+
+WINDOWS = (3, 7, 15)
+TRAIN_RATIO_TARGET = 2.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--quick", action="store_true", help="smallest timing size (< 60 s on a CPU)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (timing only)")
+    parser.add_argument("--resolution", type=int, nargs=2, default=[256, 448], metavar=("H", "W"),
+                        help="frame size for parameter/MAC counting (and CUDA timing)")
+    parser.add_argument("--width", type=float, default=1.0, help="model.width for counting (and CUDA timing)")
+    parser.add_argument("--smoke_width", type=float, default=0.25, help="model.width for CPU timing")
+    parser.add_argument("--smoke_resolution", type=int, nargs=2, default=None, metavar=("H", "W"),
+                        help="frame size for CPU timing (default 128 128, 64 64 with --quick)")
+    parser.add_argument("--batch", type=int, default=None, help="timing batch (default 2 on CPU, 4 on CUDA)")
+    parser.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS))
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed repetitions per figure, median reported (default 3, 5 without --quick)")
+    return parser
+
+
+def _inputs(window: int, batch: int, height: int, width: int, device: torch.device
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    spec = WindowSpec(window=window, temporal_offset=1, gap=2)
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.rand(batch, spec.num_inputs, 3, height, width, generator=gen).to(device)
+    times = torch.tensor(spec.input_times(), dtype=torch.float32).expand(batch, -1).contiguous().to(device)
+    timestep = torch.full((batch,), spec.timestep(), device=device)
+    target = torch.rand(batch, 3, height, width, generator=gen).to(device)
+    return frames, times, timestep, target
+
+
+def count_cost(window: int, model_cfg: ModelConfig, height: int, width: int) -> dict[str, int]:
+    """Parameters, reference-path parameters and MACs of one inference forward (batch 1)."""
+    with torch.device("meta"):  # no weight initialisation work: only shapes matter here
+        model = build_model(model_cfg, window).eval()
+    frames, times, timestep, _ = (t.to("meta") for t in _inputs(window, 1, height, width, torch.device("cpu")))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(frames, times, timestep)
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "reference_params": sum(p.numel() for p in model.reference_parameters()),
+        "macs": int(counter.get_total_flops() // 2),
+    }
+
+
+def time_model(window: int, model_cfg: ModelConfig, height: int, width: int, batch: int,
+               device: torch.device, repeats: int) -> dict[str, float | None]:
+    """Per-sample seconds of an inference forward and of a train step (forward+loss+backward)."""
+    torch.manual_seed(0)
+    model = build_model(model_cfg, window).to(device)
+    loss_fn = LIFTLoss(LossConfig())
+    frames, times, timestep, target = _inputs(window, batch, height, width, device)
+    amp = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
+           else contextlib.nullcontext())
+
+    def forward() -> None:
+        with torch.no_grad(), amp:
+            model(frames, times, timestep)
+
+    def train_step() -> None:
+        model.zero_grad(set_to_none=True)
+        with amp:
+            pred, aux = model(frames, times, timestep, target)
+            total, _ = loss_fn(pred, aux, target)
+        total.backward()
+
+    model.eval()
+    forward_s = time_call(forward, device, warmup=1, repeats=repeats) / batch
+    model.train()
+    reset_peak_memory(device)
+    train_s = time_call(train_step, device, warmup=1, repeats=repeats) / batch
+    return {"forward_s": forward_s, "train_step_s": train_s, "samples_per_s": 1.0 / train_s,
+            "peak_mem_mb": peak_memory_mb(device)}
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    device = resolve_device(args.device)
+    windows = sorted(set(args.windows))
+    height, width = args.resolution
+    records: list[dict[str, Any]] = []
+
+    cost_cfg = ModelConfig(width=args.width)
+    costs = {w: count_cost(w, cost_cfg, height, width) for w in windows}
+    for w in windows:
+        records.append({"bench": "model", "device": "meta (counted)", "kind": "cost", "window": w,
+                        "temporal_offset": 1, "resolution": [height, width], "batch": 1, "width": args.width,
+                        **costs[w]})
+
+    if device.type == "cuda":
+        t_cfg, (th, tw) = ModelConfig(width=args.width), (height, width)
+        batch = args.batch or 4
+    else:
+        t_cfg = ModelConfig(width=args.smoke_width)
+        th, tw = args.smoke_resolution or ([64, 64] if args.quick else [128, 128])
+        batch = args.batch or 2
+    repeats = args.repeats or (3 if args.quick else 5)
+    times: dict[int, dict[str, float | None]] = {}
+    for w in windows:
+        times[w] = time_model(w, t_cfg, th, tw, batch, device, repeats)
+        records.append({"bench": "model", "device": describe_device(device), "kind": "time", "window": w,
+                        "temporal_offset": 1, "resolution": [th, tw], "batch": batch, "width": t_cfg.width,
+                        "amp": "bf16" if device.type == "cuda" else "off", **times[w]})
+
+    lo, hi = windows[0], windows[-1]
+    if lo != hi:
+        ratio = times[hi]["train_step_s"] / times[lo]["train_step_s"]
+        mac_ratio = costs[hi]["macs"] / costs[lo]["macs"]
+        verdict = "OK" if ratio <= TRAIN_RATIO_TARGET else "ABOVE TARGET"
+        print(f"window {hi} train step / window {lo} train step = {ratio:.2f} (target <= {TRAIN_RATIO_TARGET}) "
+              f"[{verdict}; {describe_device(device)}, {th}x{tw}, width {t_cfg.width}]")
+        print(f"window {hi} MACs / window {lo} MACs = {mac_ratio:.2f} at {height}x{width}, width {args.width}")
+    print(param_check(costs))
+    return records
+
+
+def param_check(costs: dict[int, dict[str, int]]) -> str:
+    """Whether parameter counts differ between windows by the reference path only."""
+    base = [w for w in costs if w == 3]
+    refs = [w for w in costs if w > 3]
+    problems = []
+    if base and costs[base[0]]["reference_params"] != 0:
+        problems.append("window 3 has reference parameters")
+    ref_counts = {costs[w]["params"] for w in refs}
+    if len(ref_counts) > 1:
+        problems.append(f"windows {refs} have different parameter counts {sorted(ref_counts)}")
+    for w in refs:
+        if base and costs[w]["params"] - costs[w]["reference_params"] != costs[base[0]]["params"]:
+            problems.append(f"window {w} minus its reference path differs from window 3")
+    if problems:
+        return "param difference = reference path only: FAILED (" + "; ".join(problems) + ")"
+    extra = costs[refs[0]]["reference_params"] if refs else 0
+    return f"param difference = reference path only: OK (reference path {extra} parameters)"

@@ -1,0 +1,505 @@
+"""The LIFT network: RIFE-style intermediate flow for the anchors plus a far-reference path.
+
+Anchor path (after RIFE, arXiv 2011.06294, written from the paper's description):
+  * A coarse-to-fine stack of IFBlocks (scales ``model.block_scales``, default 4, 2, 1). Each block
+    looks at the anchors, the anchors warped by the current flow, the current fusion mask and
+    the timestep (a constant input channel, RIFE-m style, so any timestep in (0, 1) works), and
+    predicts a residual to the two backward flows target->anchors and to the mask logit.
+  * A teacher block that additionally sees the target refines the last student flow during
+    training; its flow supervises the students where its reconstruction is better (privileged
+    distillation, ``aux["distill_loss"]``).
+  * A context network extracts feature pyramids of the anchors, warps them with the anchor flows,
+    and a small U-Net predicts a residual added to the fused frame.
+
+Reference path (present only when the window has references, window > 3):
+  * For each reference, an initial flow from the target time is extrapolated from the two anchor
+    flows with the reference's relative time (linear, or constant-acceleration when enabled).
+  * ONE reference block, shared by every reference, refines that flow from the anchor-based
+    estimate and the reference warped by the initial flow. Sharing keeps the parameter count
+    independent of the number of references, and a model trained on window 15 runs on window 7.
+  * A fusion scorer, also shared across frames, predicts a per-pixel logit for every warped frame
+    (anchors and references) from the warped frame, the anchor estimate, their photometric
+    disagreement (an occlusion cue), the flow and the temporal distance; a softmax over frames
+    gives the fusion weights. The fused frame feeds the refinement U-Net.
+With window 3 the reference path does not exist: the network is the RIFE-style control arm,
+and the two arms share every other line of code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lift.config import ModelConfig
+from lift.model.warp import backward_warp
+
+# Downsampling of the refinement U-Net and the context pyramid (four stride-2 levels).
+UNET_LEVELS = 4
+# Reference flows are clamped to this multiple of the frame size: a quadratic fit extrapolated
+# many gaps away can otherwise produce displacements that no conv layer has seen in training.
+MAX_EXTRAPOLATED_FLOW = 1.0
+# Below this distance of the timestep from an anchor the constant-acceleration fit is singular.
+QUADRATIC_MIN_TIMESTEP = 1e-3
+# RIFE's margin: distil only where the teacher's error is lower by more than this.
+DISTILL_MARGIN = 0.01
+
+
+def _channels(base: float, width: float, minimum: int = 8) -> int:
+    """Scale a full-size channel count by the width multiplier (even, at least `minimum`)."""
+    return max(minimum, 2 * int(round(base * width / 2)))
+
+
+def block_channels(scale: int, width: float) -> int:
+    """Channels of an IFBlock at `scale`: ~240 / 147 / 90 at scales 4 / 2 / 1 for width 1 (RIFE:
+    240 / 150 / 90); coarser blocks see a larger context and get more channels."""
+    return _channels(90.0 * scale ** 0.71, width)
+
+
+def _conv(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a pixel flow and rescale its vectors to the new pixel size (per axis)."""
+    h, w = flow.shape[-2:]
+    if (h, w) == tuple(size):
+        return flow
+    out = _resize(flow, size)
+    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=out.dtype)
+    # Flows with several (u, v) pairs stacked on channels: scale every pair.
+    pairs = flow.shape[1] // 2
+    return out * scale.repeat(pairs).view(1, -1, 1, 1)
+
+
+def _time_encoding(delta: torch.Tensor) -> torch.Tensor:
+    """Two bounded channels from the signed time `delta` to the target: direction and nearness."""
+    return torch.stack((delta / (1.0 + delta.abs()), 1.0 / (1.0 + delta.abs())), dim=-1)
+
+
+class FlowBlock(nn.Module):
+    """An IFBlock: resizes its inputs to 1/scale, downsamples 4x with two strided convs, runs a
+    residual trunk of `depth` convs, and upsamples with a transposed conv. It predicts
+    `flow_channels` of residual flow (pixels of the full-resolution frame) and `extra_channels`
+    of other maps (the mask logit)."""
+
+    def __init__(self, in_channels: int, channels: int, depth: int, flow_channels: int,
+                 extra_channels: int = 0, flow_input: bool = True) -> None:
+        super().__init__()
+        self.flow_channels = flow_channels
+        self.flow_input = flow_input
+        stem_in = in_channels + (flow_channels if flow_input else 0)
+        self.stem = nn.Sequential(_conv(stem_in, channels // 2, 2),
+                                  _conv(channels // 2, channels, 2))
+        self.trunk = nn.Sequential(*[_conv(channels, channels) for _ in range(depth)])
+        self.head = nn.ConvTranspose2d(channels, flow_channels + extra_channels, 4, 2, 1)
+
+    def forward(self, x: torch.Tensor, flow: torch.Tensor | None, scale: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        height, width = x.shape[-2:]
+        size = (height // scale, width // scale)
+        x = _resize(x, size)
+        if self.flow_input:
+            if flow is None:
+                raise ValueError("FlowBlock: this block refines a flow, but none was given")
+            x = torch.cat((x, _resize_flow(flow, size).to(x.dtype)), 1)
+        feat = self.stem(x)
+        feat = self.trunk(feat) + feat
+        # Flows and mask logits are accumulated across blocks: in at least float32 even under
+        # autocast, where bf16 would round a 100-pixel flow to half a pixel.
+        out = self.head(feat)
+        out = out.to(torch.promote_types(out.dtype, torch.float32))
+        out_flow = _resize_flow(out[:, :self.flow_channels], (height, width))
+        extra = out[:, self.flow_channels:]
+        if extra.shape[1]:
+            extra = _resize(extra, (height, width))
+        return out_flow, extra
+
+
+class ContextNet(nn.Module):
+    """Feature pyramid of one frame (levels 1/2 .. 1/16), each level warped by the flow."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        widths = [c * 2 ** i for i in range(UNET_LEVELS)]
+        self.levels = nn.ModuleList()
+        prev = 3
+        for w in widths:
+            self.levels.append(nn.Sequential(_conv(prev, w, 2), _conv(w, w)))
+            prev = w
+        self.widths = widths
+
+    def forward(self, image: torch.Tensor, flow: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        x = image
+        for level in self.levels:
+            x = level(x)
+            feats.append(backward_warp(x, _resize_flow(flow, tuple(x.shape[-2:]))).to(x.dtype))
+        return feats
+
+
+class RefineUNet(nn.Module):
+    """U-Net that predicts a residual in [-1, 1] for the fused frame, with the warped context
+    features of both anchors joined at every encoder level."""
+
+    IN_CHANNELS = 21  # I0, I1, warped I0, warped I1, mask, anchor flows (4), fused, reference weight
+
+    def __init__(self, channels: int, context_widths: Sequence[int]) -> None:
+        super().__init__()
+        c = channels
+        self.down = nn.ModuleList()
+        skip_widths = []
+        prev = self.IN_CHANNELS
+        for i in range(UNET_LEVELS):
+            w = 2 * c * 2 ** i  # 2c, 4c, 8c, 16c at 1/2 .. 1/16
+            self.down.append(nn.Sequential(_conv(prev, w, 2), _conv(w, w)))
+            prev = w + 2 * context_widths[i]
+            skip_widths.append(prev)
+        # Decoder: from 1/16 back to full resolution; output widths 8c, 4c, 2c, c.
+        self.up = nn.ModuleList()
+        inp = skip_widths[-1]
+        for level in reversed(range(UNET_LEVELS)):
+            out = c * 2 ** level
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(inp, out, 4, 2, 1), nn.PReLU(out)))
+            if level > 0:
+                inp = out + skip_widths[level - 1]
+        self.out = nn.Conv2d(c, 3, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor, ctx0: list[torch.Tensor], ctx1: list[torch.Tensor]) -> torch.Tensor:
+        skips = []
+        for i, down in enumerate(self.down):
+            x = torch.cat((down(x), ctx0[i], ctx1[i]), 1)
+            skips.append(x)
+        y = skips[-1]
+        for j, up in enumerate(self.up):
+            if j > 0:
+                y = torch.cat((y, skips[UNET_LEVELS - 1 - j]), 1)
+            y = up(y)
+        return torch.sigmoid(self.out(y)) * 2 - 1
+
+
+class FusionScorer(nn.Module):
+    """Per-frame, per-pixel fusion logit, shared by every frame (anchors and references)."""
+
+    IN_CHANNELS = 11  # warped frame, anchor estimate, disagreement, flow, time encoding (2)
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        # Half resolution: the weights are smooth, and the scorer runs once per input frame.
+        self.body = nn.Sequential(_conv(self.IN_CHANNELS, c, 2), _conv(c, c), _conv(c, c))
+        self.head = nn.ConvTranspose2d(c, 1, 4, 2, 1)
+        # Start close to uniform scores so that the learned reference prior decides at first.
+        nn.init.normal_(self.head.weight, std=1e-3)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class ReferencePath(nn.Module):
+    """Everything that exists only when the window has references; shared across references."""
+
+    def __init__(self, width: float, depth: int, scale: int, quadratic: bool) -> None:
+        super().__init__()
+        self.scale = scale
+        self.quadratic = quadratic
+        # Input: anchor estimate (3), reference warped by the initial flow (3), time encoding (2);
+        # the initial flow (2) enters as the block's flow input.
+        self.block = FlowBlock(8, _channels(64, width), depth, flow_channels=2)
+        self.scorer = FusionScorer(_channels(24, width))
+        # Log-odds prior of a reference against the anchors; starts low so that an untrained
+        # model fuses mostly the anchors (RIFE behaviour) and learns to trust references.
+        self.reference_logit = nn.Parameter(torch.tensor(-2.0))
+
+
+class LIFT(nn.Module):
+    """Frame interpolation from two anchors and optional far references (see the module doc).
+
+    forward(frames [B, N, 3, H, W], times [B, N], timestep [B], target [B, 3, H, W] | None)
+    -> (pred [B, 3, H, W] in [0, 1], aux dict). Frames are ordered as WindowSpec.input_offsets:
+    left anchor, right anchor, then the references in any order (their times say where they are).
+    """
+
+    def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
+                 block_depth: int = 8, quadratic_extrapolation: bool = True, refine: bool = True) -> None:
+        super().__init__()
+        if window < 3 or window % 2 == 0:
+            raise ValueError(f"LIFT: window={window}; expected an odd integer >= 3 (3 = two anchors + target)")
+        scales = [int(s) for s in block_scales]
+        if not scales or any(s < 1 for s in scales) or scales != sorted(scales, reverse=True):
+            raise ValueError(f"LIFT: block_scales={list(block_scales)}; expected positive scales, coarse to fine")
+        if width <= 0 or block_depth < 1:
+            raise ValueError(f"LIFT: width={width}, block_depth={block_depth}; expected width > 0 and depth >= 1")
+        self.window = window
+        self.num_inputs = window - 1
+        self.width = width
+        self.block_scales = scales
+        self.refine = refine
+        # Student blocks: the first sees anchors + timestep (7 channels); later ones also the
+        # warped anchors and the mask logit (14), plus the current flow (4) inside the block.
+        self.blocks = nn.ModuleList(
+            FlowBlock(7 if i == 0 else 14, block_channels(s, width), block_depth, flow_channels=4,
+                      extra_channels=1, flow_input=i > 0)
+            for i, s in enumerate(scales))
+        self.teacher = FlowBlock(17, block_channels(scales[-1], width), block_depth, flow_channels=4,
+                                 extra_channels=1)
+        if refine:
+            ctx_c = _channels(16, width)
+            self.context = ContextNet(ctx_c)
+            self.unet = RefineUNet(_channels(16, width), self.context.widths)
+        else:
+            self.context = None
+            self.unet = None
+        ref_scale = 2 * scales[-1]
+        if window > 3:
+            self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation)
+        else:
+            self.reference = None
+        scale_need = 4 * max(scales + ([ref_scale] if self.reference is not None else []))
+        self.size_multiple = math.lcm(scale_need, 2 ** UNET_LEVELS if refine else 1)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
+        return cls(window=window, width=cfg.width, block_scales=cfg.block_scales, block_depth=cfg.block_depth,
+                   quadratic_extrapolation=cfg.quadratic_extrapolation, refine=cfg.refine)
+
+    @property
+    def has_reference_path(self) -> bool:
+        return self.reference is not None
+
+    def reference_parameters(self) -> list[nn.Parameter]:
+        return [] if self.reference is None else list(self.reference.parameters())
+
+    # ------------------------------------------------------------------------------------------
+    def _check_inputs(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor
+                      ) -> torch.Tensor:
+        if frames.dim() != 5 or frames.shape[2] != 3:
+            raise ValueError(f"LIFT: frames must be [B, N, 3, H, W], got {tuple(frames.shape)}")
+        batch, n, _, height, width = frames.shape
+        if height % self.size_multiple or width % self.size_multiple:
+            raise ValueError(
+                f"LIFT: frame size H={height}, W={width} is not a multiple of {self.size_multiple}; "
+                f"pad the frames first (lift.model.pad_to_multiple)")
+        if self.reference is None and n != 2:
+            raise ValueError(
+                f"LIFT: this model (window={self.window}) has no reference path and takes exactly the 2 anchors, "
+                f"got N={n} frames")
+        if n < 2:
+            raise ValueError(f"LIFT: need at least the 2 anchors, got N={n} frames")
+        if tuple(times.shape) != (batch, n):
+            raise ValueError(f"LIFT: times must be [B, N] = [{batch}, {n}], got {tuple(times.shape)}")
+        if timestep.dim() == 0:
+            timestep = timestep.expand(batch)
+        timestep = timestep.reshape(-1)
+        if timestep.shape[0] != batch:
+            raise ValueError(f"LIFT: timestep must be [B] = [{batch}], got {tuple(timestep.shape)}")
+        return timestep
+
+    def forward(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor,
+                target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+        timestep = self._check_inputs(frames, times, timestep)
+        batch, n, _, height, width = frames.shape
+        img0, img1 = frames[:, 0], frames[:, 1]
+        tmap = timestep.to(frames.dtype).view(batch, 1, 1, 1).expand(batch, 1, height, width)
+
+        # ---- anchor flows, coarse to fine ------------------------------------------------------
+        flow: torch.Tensor | None = None
+        mask_logit = frames.new_zeros(batch, 1, height, width)
+        warped0, warped1 = img0, img1
+        student_preds: list[torch.Tensor] = []
+        student_flows: list[torch.Tensor] = []
+        for i, (block, scale) in enumerate(zip(self.blocks, self.block_scales)):
+            if i == 0:
+                x = torch.cat((img0, img1, tmap), 1)
+            else:
+                x = torch.cat((img0, img1, warped0, warped1, tmap, mask_logit), 1)
+            d_flow, d_mask = block(x, flow, scale)
+            flow = d_flow if flow is None else flow + d_flow
+            mask_logit = mask_logit + d_mask
+            warped0 = backward_warp(img0, flow[:, :2]).to(frames.dtype)
+            warped1 = backward_warp(img1, flow[:, 2:]).to(frames.dtype)
+            mask = torch.sigmoid(mask_logit)
+            student_preds.append(warped0 * mask + warped1 * (1 - mask))
+            student_flows.append(flow)
+        assert flow is not None
+        estimate = student_preds[-1]
+        aux: dict = {"student_preds": student_preds, "mask": mask,
+                     "student_flows": [f.view(batch, 2, 2, height, width) for f in student_flows]}
+
+        # ---- teacher (training: it sees the target) --------------------------------------------
+        if target is not None:
+            if tuple(target.shape) != (batch, 3, height, width):
+                raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
+                                 f"got {tuple(target.shape)}")
+            x = torch.cat((img0, img1, warped0, warped1, tmap, mask_logit, target.to(frames.dtype)), 1)
+            d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
+            t_flow = flow + d_flow
+            t_mask = torch.sigmoid(mask_logit + d_mask)
+            t_pred = (backward_warp(img0, t_flow[:, :2]) * t_mask
+                      + backward_warp(img1, t_flow[:, 2:]) * (1 - t_mask))
+            aux["teacher_pred"] = t_pred
+            aux["teacher_flows"] = t_flow.view(batch, 2, 2, height, width)
+            aux["distill_loss"] = distillation_loss(student_preds, student_flows, t_pred, t_flow, target)
+
+        # ---- references and fusion -------------------------------------------------------------
+        anchor_flows = flow.view(batch, 2, 2, height, width)
+        if self.reference is not None and n > 2:
+            ref_flows, init_flows, ref_warped = self._reference_flows(
+                frames[:, 2:], times[:, 2:], timestep, anchor_flows, estimate)
+            all_flows = torch.cat((anchor_flows, ref_flows), 1)
+            all_warped = torch.cat((torch.stack((warped0, warped1), 1), ref_warped), 1)
+            aux["reference_init_flows"] = init_flows
+        else:
+            all_flows = anchor_flows
+            all_warped = torch.stack((warped0, warped1), 1)
+        if self.reference is not None:
+            weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, mask_logit)
+        else:
+            weights = torch.stack((mask, 1 - mask), 1)
+        fused = (weights * all_warped).sum(1)
+
+        # ---- refinement ------------------------------------------------------------------------
+        if self.unet is not None:
+            ref_weight = weights[:, 2:].sum(1)
+            x = torch.cat((img0, img1, warped0, warped1, mask, flow, fused, ref_weight), 1)
+            ctx0 = self.context(img0, flow[:, :2])
+            ctx1 = self.context(img1, flow[:, 2:])
+            residual = self.unet(x, ctx0, ctx1)
+            aux["residual"] = residual
+            pred = torch.clamp(fused + residual, 0.0, 1.0)
+        else:
+            pred = torch.clamp(fused, 0.0, 1.0)
+        aux.update(flows=all_flows, fusion_weights=weights, warped=all_warped, fused=fused)
+        return pred, aux
+
+    # ------------------------------------------------------------------------------------------
+    def _reference_flows(self, refs: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
+                         anchor_flows: torch.Tensor, estimate: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Initial (extrapolated) and refined flows target->reference, and the warped references."""
+        assert self.reference is not None
+        batch, r, _, height, width = refs.shape
+        init = extrapolate_flows(anchor_flows, ref_times, timestep, quadratic=self.reference.quadratic)
+        limit = MAX_EXTRAPOLATED_FLOW * max(height, width)
+        init = init.clamp(-limit, limit)
+        refs_flat = refs.reshape(batch * r, 3, height, width)
+        init_flat = init.reshape(batch * r, 2, height, width)
+        warped_init = backward_warp(refs_flat, init_flat).to(refs.dtype)
+        delta = (ref_times - timestep[:, None]).to(refs.dtype)
+        tenc = _time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, height, width)
+        est = estimate.unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, height, width)
+        x = torch.cat((est, warped_init, tenc), 1)
+        d_flow, _ = self.reference.block(x, init_flat, self.reference.scale)
+        refined = init_flat + d_flow
+        warped = backward_warp(refs_flat, refined).to(refs.dtype)
+        return (refined.view(batch, r, 2, height, width), init,
+                warped.view(batch, r, 3, height, width))
+
+    def _fusion_weights(self, warped: torch.Tensor, flows: torch.Tensor, times: torch.Tensor,
+                        timestep: torch.Tensor, estimate: torch.Tensor, mask_logit: torch.Tensor
+                        ) -> torch.Tensor:
+        """Softmax over frames of per-pixel logits: learned scores plus the anchor mask's log-odds
+        (split evenly between the two anchors, so that with equal scores the anchor weights are
+        exactly RIFE's mask) and a learned prior for references."""
+        assert self.reference is not None
+        batch, n, _, height, width = warped.shape
+        est = estimate.unsqueeze(1).expand(-1, n, -1, -1, -1)
+        disagreement = (warped - est).abs().mean(2, keepdim=True)
+        delta = (times[:, :n] - timestep[:, None]).to(warped.dtype)
+        tenc = _time_encoding(delta).view(batch, n, 2, 1, 1).expand(-1, -1, -1, height, width)
+        # Flows of tens of pixels: scaled so the scorer's inputs stay O(1).
+        x = torch.cat((warped, est, disagreement, flows.to(warped.dtype) / 32.0, tenc), 2)
+        scores = self.reference.scorer(x.reshape(batch * n, FusionScorer.IN_CHANNELS, height, width))
+        scores = scores.view(batch, n, 1, height, width)
+        prior = torch.stack((mask_logit / 2, -mask_logit / 2), 1).to(scores.dtype)
+        if n > 2:
+            # Minus log(R): the prior mass of all references together does not grow with their
+            # number, so a model trained with 12 references behaves sensibly with 4.
+            ref_logit = self.reference.reference_logit - math.log(n - 2)
+            ref_prior = ref_logit.to(scores.dtype).expand(batch, n - 2, 1, height, width)
+            prior = torch.cat((prior, ref_prior), 1)
+        return torch.softmax((scores + prior).float(), dim=1).to(warped.dtype)
+
+
+def extrapolate_flows(anchor_flows: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
+                      quadratic: bool = False) -> torch.Tensor:
+    """Flows target->reference [B, R, 2, H, W] from the anchor flows [B, 2, 2, H, W].
+
+    The target sits at time `timestep` (tau), the anchors at 0 and 1, the references at
+    `ref_times` [B, R]. Linear: constant velocity through the target, from the flow to the anchor
+    on the reference's side (d(dt) = d_side * dt / (side_time - tau)). Quadratic: constant
+    acceleration fitted through the target (zero displacement) and both anchor flows,
+    d(dt) = v dt + p dt^2; it needs an anchor on each side of the target at a usable distance,
+    so samples whose timestep is within QUADRATIC_MIN_TIMESTEP of an anchor fall back to linear.
+    """
+    tau = timestep.to(anchor_flows.dtype).view(-1, 1)
+    d0 = anchor_flows[:, 0].unsqueeze(1)  # [B, 1, 2, H, W]
+    d1 = anchor_flows[:, 1].unsqueeze(1)
+    delta = ref_times.to(anchor_flows.dtype) - tau  # [B, R]
+    a0 = -tau  # time of the left anchor relative to the target (< 0)
+    a1 = 1 - tau
+    shape = (*delta.shape, 1, 1, 1)
+    left = (delta < 0).view(shape)
+    safe_a0 = torch.where(a0.abs() < 1e-6, torch.full_like(a0, -1e-6), a0)
+    safe_a1 = torch.where(a1.abs() < 1e-6, torch.full_like(a1, 1e-6), a1)
+    linear = torch.where(left, d0 * (delta / safe_a0).view(shape), d1 * (delta / safe_a1).view(shape))
+    if not quadratic:
+        return linear
+    # v*a0 + p*a0^2 = d0 and v*a1 + p*a1^2 = d1, with a1 - a0 = 1.
+    ok = (tau.view(-1) > QUADRATIC_MIN_TIMESTEP) & (tau.view(-1) < 1 - QUADRATIC_MIN_TIMESTEP)
+    a0v, a1v = safe_a0.view(-1, 1, 1, 1, 1), safe_a1.view(-1, 1, 1, 1, 1)
+    p = (d1 * a0v - d0 * a1v) / (a0v * a1v)
+    v = (d0 - p * a0v ** 2) / a0v
+    dt = delta.view(shape)
+    quad = v * dt + p * dt ** 2
+    return torch.where(ok.view(-1, 1, 1, 1, 1), quad, linear)
+
+
+def distillation_loss(student_preds: Sequence[torch.Tensor], student_flows: Sequence[torch.Tensor],
+                      teacher_pred: torch.Tensor, teacher_flow: torch.Tensor, target: torch.Tensor
+                      ) -> torch.Tensor:
+    """RIFE's privileged distillation: each student block's anchor flow is pulled towards the
+    (detached) teacher flow at pixels where the teacher reconstructs the target better by more
+    than a margin. Summed over blocks, like RIFE; computed in float32."""
+    target = target.float()
+    t_err = (teacher_pred.float() - target).abs().mean(1, keepdim=True).detach()
+    t_flow = teacher_flow.float().detach()
+    total = teacher_flow.new_zeros((), dtype=torch.float32)
+    for pred, flow in zip(student_preds, student_flows):
+        s_err = (pred.float() - target).abs().mean(1, keepdim=True).detach()
+        where = (s_err > t_err + DISTILL_MARGIN).float()
+        # Small epsilon: the gradient of sqrt at an exact match would be 0 * inf.
+        dist = ((t_flow - flow.float()) ** 2).mean(1, keepdim=True).add(1e-6).sqrt()
+        total = total + (dist * where).mean()
+    return total
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Replicate-pad the last two dims of `x` up to multiples of `multiple` (bottom/right).
+
+    Returns the padded tensor and the original (H, W), for `crop_to` after the forward pass.
+    """
+    height, width = x.shape[-2:]
+    ph = (-height) % multiple
+    pw = (-width) % multiple
+    if ph == 0 and pw == 0:
+        return x, (height, width)
+    lead = x.shape[:-3]
+    flat = x.reshape(-1, *x.shape[-3:])
+    flat = F.pad(flat, (0, pw, 0, ph), mode="replicate")
+    return flat.reshape(*lead, *flat.shape[-3:]), (height, width)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return x[..., : size[0], : size[1]]

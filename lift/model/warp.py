@@ -1,0 +1,70 @@
+"""Backward warping: sample an image at positions displaced by a per-pixel flow.
+
+Convention (shared with the synthetic data's ``flow_gt``): ``flow[:, :, y, x] = (u, v)`` in pixels
+means that the output pixel ``(x, y)`` takes its value from the input at ``(x + u, y + v)``.
+Bilinear sampling with border padding (RIFE's choice: out-of-frame samples repeat the edge
+rather than fading to black, which would look like an occlusion to the fusion).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Base grids keyed by (height, width, device, dtype). Warping runs several times per block and
+# per reference frame, and the normalised pixel grid is the same every time.
+_GRID_CACHE: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
+_GRID_CACHE_MAX = 32
+
+
+def _base_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Pixel coordinates [1, 2, H, W] (x first), as plain (non-differentiable) data."""
+    key = (height, width, device, dtype)
+    grid = _GRID_CACHE.get(key)
+    if grid is None:
+        if len(_GRID_CACHE) >= _GRID_CACHE_MAX:
+            _GRID_CACHE.clear()
+        # Built in float32 and cast: bf16 cannot represent every integer pixel index above 256.
+        ys = torch.arange(height, device=device, dtype=torch.float32)
+        xs = torch.arange(width, device=device, dtype=torch.float32)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack((gx, gy), dim=0).unsqueeze(0).to(dtype)
+        _GRID_CACHE[key] = grid
+    return grid
+
+
+def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Warp ``image`` [B, C, H, W] with ``flow`` [B, 2, H, W] (pixels, backward); returns [B, C, H, W].
+
+    Exact (up to float rounding) for integer flows, identity for a zero flow. The computation
+    runs in the wider of the two input dtypes (sampling coordinates of large frames need more
+    than bf16's 8 mantissa bits), and the result has that dtype.
+    """
+    if image.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(
+            f"backward_warp: expected image [B, C, H, W] and flow [B, 2, H, W], "
+            f"got {tuple(image.shape)} and {tuple(flow.shape)}")
+    if image.shape[0] != flow.shape[0] or image.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(
+            f"backward_warp: image {tuple(image.shape)} and flow {tuple(flow.shape)} differ in batch or size")
+    height, width = image.shape[-2:]
+    # Coordinates always in float32 at least: under autocast the flow may arrive in bf16.
+    dtype = torch.promote_types(torch.promote_types(image.dtype, flow.dtype), torch.float32)
+    base = _base_grid(height, width, image.device, dtype)
+    pos = base + flow.to(dtype)
+    # align_corners=True maps -1 and +1 to the centres of the first and last pixels.
+    scale_x = 2.0 / max(width - 1, 1)
+    scale_y = 2.0 / max(height - 1, 1)
+    gx = pos[:, 0] * scale_x - 1.0
+    gy = pos[:, 1] * scale_y - 1.0
+    grid = torch.stack((gx, gy), dim=-1)
+    device_type = image.device.type
+    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
+        # Autocast would resample in bf16/fp16; keep the sampling in the promoted dtype.
+        with torch.autocast(device_type=device_type, enabled=False):
+            return _sample(image.to(dtype), grid)
+    return _sample(image.to(dtype), grid)
+
+
+def _sample(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
