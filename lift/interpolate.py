@@ -1,0 +1,604 @@
+"""Interpolate a real video with a trained LIFT checkpoint.
+
+    python -m lift.interpolate --checkpoint C --input V --output O [--factor 2|4|8] [--window N]
+
+Frame schedule. Input frames 0..n-1 at rate r give ``factor * n`` output frames at ``factor * r``:
+output frame ``factor*i`` is input frame ``i`` (passed through from its decoded pixels), output
+frames ``factor*i + k`` (k = 1..factor-1) are predicted at timestep ``k / factor`` between the
+anchors ``i`` and ``i+1``, and the last input frame is held for ``factor`` output frames, so the
+output lasts exactly as long as the input (n / r seconds) and every original frame keeps its
+timestamp (audio stays in sync).
+
+References. Between anchors ``i`` and ``i+1`` (one input frame apart, the unit of the model's
+times) the k-th reference pair is input frame ``i - d*k`` (time ``-d*k``) and ``i+1 + d*k``
+(time ``1 + d*k``), k = 1..K with K = (window - 3) / 2 and d = ``ref_offset`` (default: the
+checkpoint's temporal offset). The model receives the true relative times.
+
+Clip edges (``edge="shrink"``, the default): where a reference would fall outside the video, the
+pair runs with the largest symmetric window that fits (K' = min(K, i // d, (n-2-i) // d)
+references per side, window 2K'+3, down to 3 = anchors only). LIFT shares its reference weights,
+so one trained model runs with fewer references; the windows used are counted in the result.
+``edge="mirror"`` keeps the full window and reflects out-of-range references back into the
+video (frame -j -> j, n-1+j -> n-1-j) with their nominal times.
+
+Streaming. Only a sliding buffer of decoded frames is kept: at most
+``2 + 2*d*K + pairs_per_batch - 1`` frames (the window's span plus the extra pairs of one batch),
+whatever the video length; ``InterpolationResult.peak_buffered_frames`` reports the maximum.
+
+Originals are re-encoded. With ``lossless=True`` (x264 qp=0 in the source's pixel format, or ffv1
+for .mkv) decoding the output gives back the input's decoded frames bit-exactly; the default
+(x264 crf 18 for h264 sources) keeps them within codec tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lift.config import Config, ConfigError, config_from_dict
+from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
+                           choose_encoder)
+
+FACTORS = (2, 4, 8)
+EDGE_POLICIES = ("shrink", "mirror")
+
+
+class InterpolateError(ValueError):
+    """Bad input for interpolation (checkpoint, options, video); the message says which and why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame schedule
+# ---------------------------------------------------------------------------------------------
+
+def references_for_pair(pair: int, num_frames: int | None, refs: int, ref_offset: int) -> int:
+    """References per side that fit around anchors (pair, pair+1) in a video of `num_frames`.
+
+    `num_frames=None` means the end of the video is not known yet: the caller guarantees that the
+    frames up to ``pair + 1 + refs*ref_offset`` exist.
+    """
+    left = pair // ref_offset
+    right = refs if num_frames is None else (num_frames - 2 - pair) // ref_offset
+    return max(0, min(refs, left, right))
+
+
+def pair_inputs(pair: int, refs: int, ref_offset: int) -> tuple[list[int], list[float]]:
+    """Input frame indices and their times for anchors (pair, pair+1) with `refs` per side,
+    in the model's order: left anchor, right anchor, left refs k=1..K, right refs k=1..K."""
+    ks = range(1, refs + 1)
+    indices = [pair, pair + 1] + [pair - ref_offset * k for k in ks] + [pair + 1 + ref_offset * k for k in ks]
+    times = [0.0, 1.0] + [-float(ref_offset * k) for k in ks] + [1.0 + ref_offset * k for k in ks]
+    return indices, times
+
+
+def mirror_index(index: int, num_frames: int) -> int:
+    """Reflect an index outside [0, n-1] back into the video (about the first/last frame)."""
+    last = num_frames - 1
+    if index < 0:
+        index = -index
+    if index > last:
+        index = 2 * last - index
+    return min(max(index, 0), last)
+
+
+def output_frame_count(num_frames: int, factor: int) -> int:
+    """Frames written for `num_frames` input frames (the last input frame is held `factor` times)."""
+    return factor * num_frames
+
+
+def buffer_capacity(window: int, ref_offset: int, pairs_per_batch: int) -> int:
+    """Most decoded frames held at once: the window's span (anchors one frame apart) plus the
+    extra pairs of one batch."""
+    reach = ref_offset * (window - 3) // 2
+    return 2 + 2 * reach + pairs_per_batch - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Model loading and running
+# ---------------------------------------------------------------------------------------------
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise InterpolateError(f"--device {name!r}: {err}; expected auto, cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InterpolateError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise InterpolateError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """auto: bf16 autocast on CUDA cards that support it, full precision on CPU."""
+    if amp == "off":
+        return None
+    if amp == "bf16":
+        return torch.bfloat16
+    if amp == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return None
+    raise InterpolateError(f"--amp {amp!r}: expected auto, bf16 or off")
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
+    """Load a LIFT training checkpoint (``{"model": state_dict, "config": dict, ...}``) for inference.
+
+    Raises InterpolateError naming the checkpoint when the file is not such a checkpoint or its
+    weights do not fit the architecture its config describes (missing / unexpected / reshaped keys).
+    """
+    from lift.model import build_model
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise InterpolateError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for foreign/corrupt files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InterpolateError(f"cannot load checkpoint {path}: {reason} "
+                               "(expected a checkpoint written by lift.train)") from err
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        keys = ", ".join(sorted(map(str, ckpt))[:8]) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise InterpolateError(f"checkpoint {path} is not a LIFT training checkpoint: expected the keys "
+                               f"'model' and 'config', found {keys or 'nothing'}")
+    try:
+        cfg = config_from_dict(ckpt["config"])
+    except ConfigError as err:
+        raise InterpolateError(f"checkpoint {path}: its config is invalid: {err}") from err
+    try:
+        model = build_model(cfg.model, cfg.data.window)
+    except (ValueError, KeyError) as err:
+        raise InterpolateError(f"checkpoint {path}: cannot build model {cfg.model.name!r}: {err}") from err
+    state = ckpt["model"]
+    if not isinstance(state, dict):
+        raise InterpolateError(f"checkpoint {path}: 'model' holds {type(state).__name__}, expected a state_dict")
+    # Weights saved from a torch.compile'd module carry this prefix.
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(k for k in set(state) & set(expected)
+                      if not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)
+    if missing or unexpected or reshaped:
+        example = (missing + unexpected + reshaped)[0]
+        raise InterpolateError(
+            f"checkpoint {path} does not match the architecture its config describes "
+            f"(model={cfg.model.name}, window={cfg.data.window}, width={cfg.model.width}): "
+            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} mismatched-shape keys "
+            f"(e.g. {example!r}); it was written for another architecture")
+    model.load_state_dict(state)
+    model.eval().requires_grad_(False)
+    return model.to(device), cfg
+
+
+class Predictor:
+    """Runs the model on padded batches: autocast, optional torch.compile or CUDA-graph replay.
+
+    `compile`: torch.compile (mode "reduce-overhead" on CUDA, which captures CUDA graphs itself).
+    `cuda_graph`: capture one CUDA graph per input shape and replay it (shapes repeat: every
+    interior pair of a video has the same window and size; edge pairs add a few more graphs).
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, amp_dtype: torch.dtype | None = None,
+                 compile: bool = False, cuda_graph: bool = False) -> None:
+        if cuda_graph and device.type != "cuda":
+            raise InterpolateError("--cuda_graph needs a CUDA device")
+        if cuda_graph and compile:
+            raise InterpolateError("--cuda_graph and --compile exclude each other (compile on CUDA already "
+                                   "uses CUDA graphs)")
+        self.model = model
+        self.device = device
+        self.amp_dtype = amp_dtype
+        self.cuda_graph = cuda_graph
+        self._graphs: dict[tuple, tuple[Any, tuple[torch.Tensor, ...], torch.Tensor]] = {}
+        self._forward: Callable[..., Any] = model
+        if compile:
+            mode = "reduce-overhead" if device.type == "cuda" else "default"
+            self._forward = torch.compile(model, mode=mode, dynamic=False)
+
+    def _eager(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        # The autocast weight cache is incompatible with graph capture (cached casts would be
+        # freed after capture while the graph still points at them).
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None, cache_enabled=not self.cuda_graph):
+            pred, _ = self._forward(frames, times, timestep)
+        return pred
+
+    def __call__(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """frames [B, N, 3, Hp, Wp] float in [0, 1] on the device -> prediction [B, 3, Hp, Wp] float32."""
+        with torch.inference_mode():
+            if not self.cuda_graph:
+                return self._eager(frames, times, timestep).float()
+            return self._replay(frames, times, timestep)
+
+    def _replay(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        key = (tuple(frames.shape), frames.dtype)
+        if key not in self._graphs:
+            static = (frames.clone(), times.clone(), timestep.clone())
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm-up outside capture (cuDNN autotuning, allocator)
+                    self._eager(*static)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    out = self._eager(*static).float()
+            except RuntimeError as err:
+                reason = str(err).strip().splitlines()[0]
+                raise InterpolateError(f"--cuda_graph: the model cannot be captured in a CUDA graph ({reason}); "
+                                       "run without it, or with --compile") from err
+            self._graphs[key] = (graph, static, out)
+        graph, static, out = self._graphs[key]
+        for dst, src in zip(static, (frames, times, timestep)):
+            dst.copy_(src)
+        graph.replay()
+        return out.clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming buffer
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class _Entry:
+    source: SourceFrame
+    tensor: torch.Tensor  # [3, Hp, Wp] float in [0, 1] on the device, padded
+
+
+class FrameBuffer:
+    """Decoded frames by index, loaded on demand from a frame iterator, evicted from the left.
+
+    `peak` counts the most frames ever held at once (the streaming-memory guarantee).
+    """
+
+    def __init__(self, frames: Iterator[SourceFrame], to_tensor: Callable[[np.ndarray], torch.Tensor]) -> None:
+        self._iter = frames
+        self._to_tensor = to_tensor
+        self._entries: dict[int, _Entry] = {}
+        self._next = 0
+        self.length: int | None = None  # known once the iterator is exhausted
+        self.peak = 0
+
+    def ensure(self, index: int) -> None:
+        """Decode until frame `index` is held or the video ends."""
+        while self.length is None and self._next <= index:
+            item = next(self._iter, None)
+            if item is None:
+                self.length = self._next
+                break
+            self._entries[self._next] = _Entry(item, self._to_tensor(item.rgb))
+            self._next += 1
+            self.peak = max(self.peak, len(self._entries))
+
+    def evict_before(self, index: int) -> None:
+        for key in [k for k in self._entries if k < index]:
+            del self._entries[key]
+
+    def __getitem__(self, index: int) -> _Entry:
+        try:
+            return self._entries[index]
+        except KeyError:
+            raise IndexError(f"frame {index} is not buffered (held: {sorted(self._entries)})") from None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+# ---------------------------------------------------------------------------------------------
+# The interpolation run
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class InterpolationResult:
+    output: Path
+    montage: Path | None
+    input_frames: int
+    output_frames: int
+    input_fps: Fraction
+    output_fps: Fraction
+    factor: int
+    window: int
+    ref_offset: int
+    edge: str
+    # Pairs of anchors run with each window (edges use shorter windows with edge="shrink").
+    windows_used: dict[int, int] = field(default_factory=dict)
+    peak_buffered_frames: int = 0
+    buffer_capacity: int = 0
+    encoder: str = ""
+    pix_fmt: str = ""
+    audio_streams: int = 0
+    audio_packets: int = 0
+    seconds: float = 0.0
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.output_frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def summary(self) -> str:
+        windows = ", ".join(f"window {w}: {c} pairs" for w, c in sorted(self.windows_used.items(), reverse=True))
+        audio = (f"{self.audio_streams} audio stream(s) copied ({self.audio_packets} packets)"
+                 if self.audio_streams else "no audio")
+        return (f"wrote {self.output}: {self.input_frames} -> {self.output_frames} frames, "
+                f"{float(self.input_fps):.4g} -> {float(self.output_fps):.4g} fps ({self.encoder}, {self.pix_fmt}), "
+                f"{audio}; {windows} (edge policy {self.edge}, reference offset {self.ref_offset}); "
+                f"{self.frames_per_s:.2f} output frames/s, at most {self.peak_buffered_frames} frames buffered")
+
+
+def _montage_path(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.montage{output.suffix}")
+
+
+def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | Path, *, factor: int = 2,
+                      window: int | None = None, ref_offset: int = 1, edge: str = "shrink",
+                      device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
+                      batch_size: int | None = None, lossless: bool = False,
+                      montage: str | Path | bool | None = None, audio: bool = True,
+                      fps: Fraction | float | None = None, progress: bool = True, compile: bool = False,
+                      cuda_graph: bool = False, deterministic: bool = False,
+                      max_frames: int | None = None) -> InterpolationResult:
+    """Interpolate `input` (video file or image folder) by `factor` into `output` (see module doc).
+
+    `window`: frames per window including the target (default: the model's); at most the model's.
+    `batch_size`: predicted frames per forward pass, rounded down to whole anchor pairs (default:
+    one pair on CPU, 4 pairs on CUDA). `montage`: True (next to the output as
+    ``<stem>.montage<suffix>``) or a path: input | output side by side, inputs held.
+    `deterministic`: two runs write byte-identical files (one encoder thread, bit-exact muxing,
+    deterministic cuDNN); without it the decoded frames of lossless runs are identical anyway.
+    `max_frames`: use only the first input frames (a preview; the audio is cut at the same time).
+    """
+    if factor not in FACTORS:
+        raise InterpolateError(f"factor={factor!r}: expected one of {', '.join(map(str, FACTORS))}")
+    if edge not in EDGE_POLICIES:
+        raise InterpolateError(f"edge={edge!r}: expected one of {', '.join(EDGE_POLICIES)}")
+    model_window = int(getattr(model, "window", 3))
+    window = model_window if window is None else int(window)
+    if window < 3 or window % 2 == 0 or window > model_window:
+        raise InterpolateError(f"--window {window}: expected an odd window from 3 up to the checkpoint's "
+                               f"window ({model_window})")
+    if ref_offset < 1:
+        raise InterpolateError(f"--ref_offset {ref_offset}: expected an integer >= 1")
+    device = torch.device(device)
+    input, output = Path(input), Path(output)
+    if output.exists() and input.exists() and output.resolve() == input.resolve():
+        raise InterpolateError(f"output {output} is the input file; choose another output path")
+    check_writable(output)
+    montage_path = None
+    if montage:
+        montage_path = _montage_path(output) if montage is True else Path(montage)
+        check_writable(montage_path)
+
+    if deterministic and device.type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    model.eval()
+    predictor = Predictor(model, device, amp_dtype, compile=compile, cuda_graph=cuda_graph)
+    multiple = int(getattr(model, "size_multiple", 1))
+    refs = (window - 3) // 2
+    per_pair = factor - 1
+    if batch_size is None:
+        batch_size = per_pair * (4 if device.type == "cuda" else 1)
+    if batch_size < 1:
+        raise InterpolateError(f"--batch_size {batch_size}: expected >= 1")
+    pairs_per_batch = max(1, batch_size // per_pair)
+    capacity = buffer_capacity(window, ref_offset, pairs_per_batch)
+    reach = ref_offset * refs
+
+    with FrameReader(input, fps=fps) as reader:
+        info = reader.info
+        height, width = info.height, info.width
+        out_fps = info.fps * factor
+        encoder = choose_encoder(info.codec, info.pix_fmt, output, lossless=lossless, width=width, height=height,
+                                 deterministic=deterministic)
+        audio_source = info.path if (audio and info.audio_streams and info.kind == "video") else None
+
+        def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+            t = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div_(255.0)
+            ph, pw = (-height) % multiple, (-width) % multiple
+            if ph or pw:
+                t = F.pad(t[None], (0, pw, 0, ph), mode="replicate")[0]
+            return t
+
+        frames_iter: Iterator[SourceFrame] = iter(reader)
+        if max_frames is not None:
+            if max_frames < 2:
+                raise InterpolateError(f"--max_frames {max_frames}: expected at least 2")
+            frames_iter = itertools.islice(frames_iter, max_frames)
+        buffer = FrameBuffer(frames_iter, to_tensor)
+        buffer.ensure(1)
+        if buffer.length is not None and buffer.length < 2:
+            raise InterpolateError(f"input {input} has {buffer.length} frame(s); interpolation needs at least 2")
+
+        writer = VideoWriter(output, out_fps, width, height, encoder, audio_source=audio_source,
+                             start_time=info.start_time, bitexact=deterministic)
+        montage_writer = None
+        try:
+            if montage_path is not None:
+                m_enc = choose_encoder(info.codec, "rgb24" if lossless else info.pix_fmt, montage_path,
+                                       lossless=lossless, width=2 * width, height=height,
+                                       deterministic=deterministic)
+                montage_writer = VideoWriter(montage_path, out_fps, 2 * width, height, m_enc, bitexact=deterministic)
+            known = min(info.num_frames, max_frames or info.num_frames) if info.num_frames else None
+            total = output_frame_count(known, factor) if known else None
+            bar = _progress_bar(total, progress)
+            result = InterpolationResult(
+                output=output, montage=montage_path, input_frames=0, output_frames=0, input_fps=info.fps,
+                output_fps=out_fps, factor=factor, window=window, ref_offset=ref_offset, edge=edge,
+                buffer_capacity=capacity, encoder=encoder.codec, pix_fmt=encoder.pix_fmt)
+            start = time.perf_counter()
+
+            def emit(original: SourceFrame, frame: SourceFrame | np.ndarray) -> None:
+                writer.write(frame.frame if isinstance(frame, SourceFrame) else frame)
+                if montage_writer is not None:
+                    right = frame.rgb if isinstance(frame, SourceFrame) else frame
+                    montage_writer.write(np.concatenate((original.rgb, right), axis=1))
+                result.output_frames += 1
+                bar.update(1)
+
+            timesteps = torch.tensor([k / factor for k in range(1, factor)], dtype=torch.float32, device=device)
+            pair = 0
+            while True:
+                buffer.evict_before(pair - reach)
+                buffer.ensure(pair + pairs_per_batch + reach)
+                n = buffer.length
+                if n is not None and pair >= n - 1:
+                    break
+                if n is not None and bar.total is None:
+                    bar.total = output_frame_count(n, factor)
+                    bar.refresh()
+                batch: list[tuple[int, list[int], list[float]]] = []
+                for p in range(pair, pair + pairs_per_batch):
+                    if n is not None and p >= n - 1:
+                        break
+                    if edge == "shrink":
+                        k = references_for_pair(p, n, refs, ref_offset)
+                        indices, times = pair_inputs(p, k, ref_offset)
+                    else:
+                        indices, times = pair_inputs(p, refs, ref_offset)
+                        if n is not None:
+                            indices = [mirror_index(i, n) for i in indices]
+                        indices = [abs(i) for i in indices]  # left edge: reflect about frame 0
+                    if batch and len(indices) != len(batch[0][1]):
+                        break  # a batch needs one window size
+                    batch.append((p, indices, times))
+                frames = torch.stack([torch.stack([buffer[i].tensor for i in idx]) for _, idx, _ in batch])
+                frames = frames.repeat_interleave(per_pair, dim=0)
+                times_t = torch.tensor([t for _, _, t in batch], dtype=torch.float32, device=device)
+                times_t = times_t.repeat_interleave(per_pair, dim=0)
+                steps = timesteps.repeat(len(batch))
+                pred = predictor(frames, times_t, steps)[:, :, :height, :width]
+                images = (pred.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
+                for b, (p, idx, _) in enumerate(batch):
+                    w = len(idx) + 1
+                    result.windows_used[w] = result.windows_used.get(w, 0) + 1
+                    original = buffer[p].source
+                    emit(original, original)
+                    for j in range(per_pair):
+                        emit(original, images[b * per_pair + j])
+                pair += len(batch)
+            last = buffer[n - 1].source
+            for _ in range(factor):  # hold the last frame: output duration = input duration
+                emit(last, last)
+            bar.close()
+            result.input_frames = n
+            result.peak_buffered_frames = buffer.peak
+            result.audio_streams = writer.audio_streams
+            truncated = max_frames is not None and n == max_frames
+            writer.close(audio_end_s=float(Fraction(n) / info.fps) if truncated else None)
+            result.audio_packets = writer.audio_packets
+            if montage_writer is not None:
+                montage_writer.close()
+            result.seconds = time.perf_counter() - start
+            return result
+        except BaseException:
+            writer.abort()
+            if montage_writer is not None:
+                montage_writer.abort()
+            raise
+
+
+def _progress_bar(total: int | None, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", desc="interpolate", disable=not enabled, dynamic_ncols=True,
+                smoothing=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lift.interpolate",
+                                description="Interpolate a video (or a folder of frames) with a LIFT checkpoint.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by lift.train (e.g. run/checkpoints/best.pt)")
+    p.add_argument("--input", required=True, help="video file PyAV can decode, or a folder of images (sorted by name)")
+    p.add_argument("--output", required=True, help="output video file (.mp4, .mkv, ...)")
+    p.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier (default 2)")
+    p.add_argument("--window", type=int, default=None,
+                   help="frames per window incl. the target; default and maximum: the checkpoint's window")
+    p.add_argument("--ref_offset", type=int, default=None,
+                   help="input frames between consecutive references (default: the checkpoint's temporal_offset)")
+    p.add_argument("--edge", choices=EDGE_POLICIES, default="shrink",
+                   help="clip edges: shrink = shorter window where references fall outside (default); "
+                        "mirror = reflect references back into the video")
+    p.add_argument("--fps", type=str, default=None,
+                   help="input frame rate: required meaning for frame folders (default 25); overrides a video's rate")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
+                   help="autocast precision: auto = bf16 on CUDA, off on CPU")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="predicted frames per forward pass (default: one anchor pair on CPU, 4 pairs on CUDA)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA: reduce-overhead graphs)")
+    p.add_argument("--cuda_graph", action="store_true", help="capture and replay CUDA graphs (CUDA only)")
+    p.add_argument("--lossless", action="store_true",
+                   help="lossless encoding (x264 qp=0, or ffv1 for .mkv): original frames come out bit-exact")
+    p.add_argument("--montage", nargs="?", const=True, default=None, metavar="PATH",
+                   help="also write input | output side by side (default path: <output stem>.montage<suffix>)")
+    p.add_argument("--no_audio", action="store_true", help="do not copy the audio stream(s)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="byte-identical output across runs (single-threaded encoder, deterministic cuDNN)")
+    p.add_argument("--max_frames", type=int, default=None, help="interpolate only the first N input frames")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _parse_fps(text: str | None) -> Fraction | None:
+    if text is None:
+        return None
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError) as err:
+        raise InterpolateError(f"--fps {text!r}: expected a positive number or fraction such as 30000/1001") from err
+    if value <= 0:
+        raise InterpolateError(f"--fps {text!r}: expected a positive frame rate")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        fps = _parse_fps(args.fps)
+        device = resolve_device(args.device)
+        amp_dtype = resolve_amp(args.amp, device)
+        # Cheap checks first: a bad input or output path must not wait for the model to load.
+        if not Path(args.input).exists():
+            raise InterpolateError(f"input {args.input} does not exist")
+        check_writable(args.output)
+        with FrameReader(args.input, fps=fps):
+            pass  # unreadable input or no video stream: fail before loading the model
+        model, cfg = load_model(args.checkpoint, device)
+        ref_offset = args.ref_offset if args.ref_offset is not None else cfg.data.temporal_offset
+        result = interpolate_video(
+            model, args.input, args.output, factor=args.factor, window=args.window, ref_offset=ref_offset,
+            edge=args.edge, device=device, amp_dtype=amp_dtype, batch_size=args.batch_size,
+            lossless=args.lossless, montage=args.montage, audio=not args.no_audio, fps=fps,
+            progress=not args.quiet, compile=args.compile, cuda_graph=args.cuda_graph,
+            deterministic=args.deterministic, max_frames=args.max_frames)
+    except (InterpolateError, VideoIOError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(result.summary())
+    if result.montage is not None:
+        print(f"wrote montage {result.montage}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
