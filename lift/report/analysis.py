@@ -104,6 +104,11 @@ class Analysis:
 def validation_scores(study: Study) -> dict[str, float]:
     """Best validation PSNR per arm: from the tuning summary's trials, else from val rows (mean per trial)."""
     scores: dict[str, float] = {}
+    for arm, info in study.summary.get("arm_info", {}).items():
+        if info.get("best_val_psnr") is not None:
+            scores[arm] = float(info["best_val_psnr"])
+    if scores:
+        return scores
     for trial in study.summary.get("trials", []):
         arm, value = trial.get("arm"), trial.get("best_val_psnr")
         if isinstance(arm, str) and isinstance(value, (int, float)) and math.isfinite(float(value)):
@@ -240,25 +245,31 @@ def tuning_table(study: Study) -> tuple[pd.DataFrame, list[str]]:
         by_arm: dict[str, list[dict]] = {}
         for t in trials:
             by_arm.setdefault(str(t.get("arm", "?")), []).append(t)
+        arm_info = study.summary.get("arm_info", {})
         for arm in sorted_arms(by_arm):
             ts = by_arm[arm]
-            failed = [t for t in ts if any(w in str(t.get("status", "")).upper() for w in ("ERROR", "FAIL"))]
+            failed = [t for t in ts if _failed(t)]
+            stopped = [t for t in ts if "STOP" in str(t.get("status", "")).upper()]
             scored = [t for t in ts if isinstance(t.get("best_val_psnr"), (int, float))
                       and math.isfinite(float(t["best_val_psnr"]))]
             best = max(scored, key=lambda t: float(t["best_val_psnr"])) if scored else None
+            info = arm_info.get(arm, {})
+            if info.get("best_val_psnr") is not None:  # the study's own choice of the best trial wins
+                best_trial, best_val = str(info.get("best_trial") or ""), float(info["best_val_psnr"])
+                match = next((t for t in ts if str(t.get("trial_id")) == best_trial), None)
+                config = info.get("best_params") or (match or {}).get("config", {})
+            else:
+                best_trial = str(best.get("trial_id", "")) if best else ""
+                best_val = float(best["best_val_psnr"]) if best else float("nan")
+                config = best.get("config", {}) if best else {}
             rows.append({
-                "arm": arm, "n_trials": len(ts), "n_failed": len(failed),
-                "best_trial": str(best.get("trial_id", "")) if best else "",
-                "best_val_psnr": float(best["best_val_psnr"]) if best else float("nan"),
-                "best_config": json.dumps(best.get("config", {}), sort_keys=True, default=str) if best else "",
+                "arm": arm, "n_trials": len(ts), "n_failed": len(failed), "n_stopped_early": len(stopped),
+                "best_trial": best_trial, "best_val_psnr": best_val,
+                "best_config": json.dumps(config, sort_keys=True, default=str) if config else "",
                 "source": "study_summary.json",
             })
             if failed:
                 caveats.append(f"arm {arm}: {len(failed)} of {len(ts)} tuning trial(s) failed")
-        listed = sum(r["n_failed"] for r in rows)
-        total_failed = int(study.summary.get("failed_trials", 0) or 0)
-        if total_failed > listed:
-            caveats.append(f"the study summary reports {total_failed} failed trial(s) in total")
     elif not study.val.empty:
         val = study.val
         metrics = [m for m in study.metrics if m in val.columns]
@@ -266,16 +277,26 @@ def tuning_table(study: Study) -> tuple[pd.DataFrame, list[str]]:
             per_trial = val[val["arm"] == arm].groupby(["trial_id", "seed"])[metrics].mean().reset_index()
             best = per_trial.sort_values("psnr", ascending=False).iloc[0] if "psnr" in metrics else per_trial.iloc[0]
             rows.append({
-                "arm": arm, "n_trials": int(per_trial["trial_id"].nunique()), "n_failed": 0,
+                "arm": arm, "n_trials": int(per_trial["trial_id"].nunique()), "n_failed": 0, "n_stopped_early": 0,
                 "best_trial": str(best["trial_id"]),
                 "best_val_psnr": float(best["psnr"]) if "psnr" in metrics else float("nan"),
                 "best_config": "", "source": "val rows",
             })
-        total_failed = int(study.summary.get("failed_trials", 0) or 0)
-        if total_failed:
-            caveats.append(f"the study summary reports {total_failed} failed trial(s)")
-    return pd.DataFrame(rows, columns=["arm", "n_trials", "n_failed", "best_trial", "best_val_psnr",
-                                       "best_config", "source"]), caveats
+    confirm_failed = [r for r in study.summary.get("confirm", []) if _failed(r)]
+    for run in confirm_failed:
+        caveats.append(f"arm {run.get('arm', '?')}: the confirm run with seed {run.get('seed', '?')} failed "
+                       f"(trial {run.get('trial_id', '?')})")
+    listed = sum(r["n_failed"] for r in rows if r["source"] == "study_summary.json") + len(confirm_failed)
+    total_failed = int(study.summary.get("failed_trials", 0) or 0)
+    if total_failed > listed:
+        caveats.append(f"the study summary reports {total_failed} failed trial(s) in total")
+    return pd.DataFrame(rows, columns=["arm", "n_trials", "n_failed", "n_stopped_early", "best_trial",
+                                       "best_val_psnr", "best_config", "source"]), caveats
+
+
+def _failed(record: dict[str, Any]) -> bool:
+    status = str(record.get("status", "")).upper()
+    return "ERROR" in status or "FAIL" in status
 
 
 def validation_table(study: Study) -> pd.DataFrame:

@@ -174,8 +174,10 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
     if tuning.empty:
         out += ["No tuning summary (`study_summary.json`) and no validation rows were found.", ""]
     else:
-        out += [md_table(["arm", "trials", "failed", "best trial", "best val PSNR", "best config", "from"],
-                         [[t["arm"], t["n_trials"], t["n_failed"], t["best_trial"], t["best_val_psnr"],
+        out += [md_table(["arm", "trials", "failed", "stopped early (ASHA)", "best trial", "best val PSNR",
+                          "best config", "from"],
+                         [[t["arm"], t["n_trials"], t["n_failed"], t["n_stopped_early"], t["best_trial"],
+                           t["best_val_psnr"],
                            f"`{t['best_config']}`" if t["best_config"] else "–", t["source"]]
                           for _, t in tuning.iterrows()]), ""]
         if study.summary.get("optuna_storage"):

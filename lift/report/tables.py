@@ -212,9 +212,23 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
     return df
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(float(value)) else None
+
+
 def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
-    """Merge the optional study_summary.json files; unreadable ones become notes, not refusals."""
-    merged: dict[str, Any] = {"arms": [], "trials": [], "failed_trials": 0, "sources": []}
+    """Merge the optional study_summary.json files into one normalised dict; unreadable ones become notes.
+
+    Every key is optional. Accepted shapes: ``arms`` as strings or objects with ``key``/``arm`` (and
+    optionally ``best_val_psnr``, ``best_trial``, ``best_params``); ``trials`` objects with ``arm``,
+    ``trial_id``, ``status``, ``best_val_psnr``, ``config`` or ``params``; ``confirm`` runs with
+    ``arm``, ``seed``, ``status``; ``failed_trials`` as a count or a list; ``optuna_storage`` or
+    ``optuna.storage``; ``complete``.
+    """
+    merged: dict[str, Any] = {"arms": [], "arm_info": {}, "trials": [], "confirm": [], "failed_trials": 0,
+                              "sources": []}
     notes: list[str] = []
     for path in paths:
         try:
@@ -225,18 +239,36 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
             notes.append(f"{path}: study summary ignored, it is not readable JSON ({exc})")
             continue
         merged["sources"].append(str(path))
-        arms = data.get("arms") or []
-        if isinstance(arms, list):
-            merged["arms"].extend(str(a) for a in arms if isinstance(a, (str, int, float)))
-        trials = data.get("trials") or []
-        if isinstance(trials, list):
-            merged["trials"].extend(t for t in trials if isinstance(t, dict))
+        arms = data.get("arms")
+        for a in arms if isinstance(arms, list) else []:
+            if isinstance(a, str):
+                merged["arms"].append(a)
+            elif isinstance(a, dict) and isinstance(a.get("key", a.get("arm")), str):
+                key = a.get("key", a.get("arm"))
+                merged["arms"].append(key)
+                merged["arm_info"][key] = {"best_val_psnr": _number(a.get("best_val_psnr")),
+                                           "best_trial": a.get("best_trial"),
+                                           "best_params": a.get("best_params", a.get("best_config"))}
+        trials = data.get("trials")
+        for t in trials if isinstance(trials, list) else []:
+            if isinstance(t, dict):
+                t = dict(t)
+                t.setdefault("config", t.get("params") or {})
+                merged["trials"].append(t)
+        confirm = data.get("confirm")
+        merged["confirm"].extend(r for r in (confirm if isinstance(confirm, list) else []) if isinstance(r, dict))
         failed = data.get("failed_trials")
-        if isinstance(failed, (int, float)) and not isinstance(failed, bool):
+        if _number(failed) is not None:
             merged["failed_trials"] += int(failed)
         elif isinstance(failed, list):
             merged["failed_trials"] += len(failed)
-        for key in ("optuna_storage", "name", "preset", "dataset"):
+        optuna = data.get("optuna")
+        storage = data.get("optuna_storage") or (optuna.get("storage") if isinstance(optuna, dict) else None)
+        if storage and "optuna_storage" not in merged:
+            merged["optuna_storage"] = str(storage)
+        if data.get("complete") is False:
+            notes.append(f"{path}: the study summary says the study is not complete")
+        for key in ("study", "name", "preset", "dataset"):
             if key in data and key not in merged:
                 merged[key] = data[key]
     merged["arms"] = list(dict.fromkeys(merged["arms"]))

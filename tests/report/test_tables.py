@@ -337,3 +337,33 @@ def test_library_use_on_dataframes_without_files(synth):
     a = analyse(study, options())
     assert a.results["reject_h0"] is True
     assert a.results["decision"].startswith("H0 rejected at alpha=0.05: window=15,offset=1 improves over window=3")
+
+
+def test_summary_in_the_study_writers_shape(tmp_path, synth):
+    """lift.tune.study writes arms as objects and trials with `params`; the report reads both shapes."""
+    root = synth.build_study(tmp_path / "s", summary=False)
+    arms = ["window=3", "window=7,offset=1", "window=15,offset=1", "window=15,offset=2"]
+    summary = {
+        "study": "toy", "complete": False,
+        "arms": [{"key": a, "slug": a.replace("=", ""), "best_trial": f"{a}-t1",
+                  "best_val_psnr": 31.5 if a == "window=15,offset=1" else 30.0, "best_params": {"optim.lr": 1e-3}}
+                 for a in arms],
+        "trials": [{"trial_id": f"{a}-t{k}", "arm": a, "status": s, "best_val_psnr": 30.0 + k, "params": {"optim.lr": k}}
+                   for a in arms for k, s in enumerate(["COMPLETED", "STOPPED_EARLY", "ERROR"])],
+        "confirm": [{"trial_id": "c1", "arm": "window=3", "seed": 2, "status": "ERROR"}],
+        "failed_trials": 5,
+        "optuna": {"storage": "sqlite:///x/optuna.db"},
+    }
+    (root / "study_summary.json").write_text(json.dumps(summary))
+    a = analyse(load_study([root]), options())
+    # The study's own best trial (by final val PSNR) picks the window=15 treatment.
+    assert a.results["comparisons"][0]["treatment"] == "window=15,offset=1"
+    tuning = a.tables["tuning"].set_index("arm")
+    assert tuning.loc["window=3", "n_trials"] == 3 and tuning.loc["window=3", "n_failed"] == 1
+    assert tuning.loc["window=3", "n_stopped_early"] == 1
+    assert tuning.loc["window=15,offset=1", "best_val_psnr"] == 31.5
+    assert json.loads(tuning.loc["window=3", "best_config"]) == {"optim.lr": 0.001}
+    text = " ".join(a.caveats)
+    assert "arm window=3: the confirm run with seed 2 failed" in text
+    assert any("not complete" in n for n in a.notes)
+    assert a.study.summary["optuna_storage"] == "sqlite:///x/optuna.db"
