@@ -1,0 +1,83 @@
+"""Checkpoints: safe loading, RNG round trip, atomic writes that survive a crash mid-save."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lift.train as train
+from lift.train import (CHECKPOINT_FORMAT, CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state,
+                        save_checkpoint)
+
+
+def _state(value: float) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "model": {"w": torch.full((64, 64), value)}, "epoch": 1, "step": 7,
+            "rng": capture_rng_state(), "config": {"name": "x", "train": {"lr": [1, 2]}}}
+
+
+def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:
+    path = save_checkpoint(_state(1.5), tmp_path / "ck" / "last.pt")
+    # the loader is torch.load(weights_only=True): RNG states must be tensors and plain containers
+    raw = torch.load(path, weights_only=True)
+    assert raw["step"] == 7 and torch.equal(raw["model"]["w"], torch.full((64, 64), 1.5))
+    assert load_checkpoint(path)["config"] == {"name": "x", "train": {"lr": [1, 2]}}
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary files left
+
+
+def test_rng_states_restore_every_generator() -> None:
+    state = capture_rng_state()
+    first = (random.random(), float(np.random.rand()), float(torch.rand(1)), float(np.random.randn()))
+    random.random(), np.random.rand(5), torch.rand(5)
+    restore_rng_state(state)
+    again = (random.random(), float(np.random.rand()), float(torch.rand(1)), float(np.random.randn()))
+    assert first == again
+
+
+def test_interrupted_write_leaves_the_previous_checkpoint_loadable(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint(_state(1.0), path)
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):  # a kill in the middle of serialising
+        real_save(obj, f, *args, **kwargs)
+        f.seek(0)
+        data = f.read() if f.readable() else b""
+        f.seek(0)
+        f.truncate(max(1, len(data) // 3) if data else 100)
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(train.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(_state(2.0), path)
+    monkeypatch.undo()
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["model"]["w"], torch.full((64, 64), 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+def test_a_truncated_file_is_reported_by_name(tmp_path: Path) -> None:
+    path = save_checkpoint(_state(1.0), tmp_path / "c.pt")
+    data = path.read_bytes()
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated.pt"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"model": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="expected format"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_best_copy_keeps_its_content_when_last_is_rewritten(tmp_path: Path) -> None:
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    save_checkpoint(_state(1.0), last)
+    train._atomic_copy(last, best)
+    save_checkpoint(_state(3.0), last)
+    assert float(load_checkpoint(best)["model"]["w"][0, 0]) == 1.0
+    assert float(load_checkpoint(last)["model"]["w"][0, 0]) == 3.0

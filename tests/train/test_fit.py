@@ -1,0 +1,174 @@
+"""Real (tiny) training runs: the loss goes down, the run folder is complete, resume is exact,
+non-finite losses are skipped then stop the run, and checkpoints evaluate through lift.evaluate."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import lift.model.losses as losses
+from lift.config import load_config
+from lift.train import (EpochDataset, EpochSampler, NonFiniteLossError, fit, load_checkpoint, make_loader,
+                        model_from_checkpoint)
+
+
+def _events(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def _values(acc: EventAccumulator, tag: str) -> list[float]:
+    return [e.value for e in acc.Scalars(tag)]
+
+
+TRAIN_SCALARS = {"train/loss", "train/reconstruction", "train/teacher", "train/distillation", "lr", "time/batch",
+                 "time/data", "samples_per_s", "grad_norm", "skipped_steps", "train/epoch_loss"}
+VAL_SCALARS = {"val/psnr", "val/ssim", "val/loss"}
+IMAGES = {"images/prediction_vs_target", "images/error_map", "images/window", "images/flows",
+          "images/flows_ground_truth", "images/fusion_weights"}
+
+
+def test_synthetic_training_lowers_the_loss_and_fills_the_run_folder(tiny) -> None:
+    cfg = tiny("syn", **{"train.epochs": 3, "train.max_steps_per_epoch": 8, "train.snapshot_every": 2})
+    reports: list[tuple[dict[str, Any], Path | None]] = []
+    result = fit(cfg, reporter=lambda m, d: reports.append((m, d)))
+    run = Path(cfg.paths.run_dir)
+
+    acc = _events(run)
+    losses_logged = _values(acc, "train/loss")
+    assert len(losses_logged) == result.step == 24
+    assert np.mean(losses_logged[-4:]) < 0.8 * losses_logged[0]
+    assert TRAIN_SCALARS | VAL_SCALARS <= set(acc.Tags()["scalars"])
+    assert IMAGES <= set(acc.Tags()["images"])
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
+    assert _values(acc, "lr")[0] == pytest.approx(1e-3 * 2 / 3)  # after step 1 of a 2-step warm-up
+
+    # the run folder of the CLI contract, plus the periodic snapshot
+    assert load_config(run / "config.yaml") == cfg
+    ck = run / "checkpoints"
+    assert {p.name for p in ck.iterdir()} == {"best.pt", "last.pt", "epoch_0002.pt"}
+    last = load_checkpoint(ck / "last.pt")
+    assert (last["epoch"], last["step"]) == (3, 24)
+    assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "rng", "config", "best_metric"}
+
+    # reporter: after each validation, with the folder holding the checkpoint just written
+    assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
+    assert all(d == ck for _, d in reports)
+    assert set(reports[-1][0]) >= {"epoch", "step", "val_psnr", "val_ssim", "val_lpips", "train_loss", "lr"}
+    assert math.isnan(reports[-1][0]["val_lpips"])  # eval.lpips is off in this config
+
+    # per-sample table of the best checkpoint on the validation windows
+    table = pd.read_parquet(result.samples_path)
+    assert result.samples_path == run / "samples.parquet"
+    assert set(table["arm"]) == {"window=3"} and set(table["split"]) == {"val"}
+    assert table["sample_id"].is_unique and "epe" in table.columns
+    assert table["psnr"].mean() == pytest.approx(result.best_val_psnr)
+    assert result.final_metrics["psnr"] == pytest.approx(result.best_val_psnr)
+
+    model, loaded_cfg = model_from_checkpoint(ck / "best.pt", "cpu")
+    assert loaded_cfg == cfg and not model.training
+
+
+def _interrupt_after_first_validation(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    if metrics["epoch"] == 1:
+        raise KeyboardInterrupt("simulated kill after epoch 1")
+
+
+def test_resume_reproduces_the_uninterrupted_run(tiny) -> None:
+    # accumulation over 2 micro-batches with an odd number of batches exercises the short last group
+    over = {"optim.accum_steps": 2, "train.max_steps_per_epoch": None, "train.epochs": 2}
+    straight = fit(tiny("straight", **over))
+    cfg = tiny("interrupted", **over)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, reporter=_interrupt_after_first_validation)
+    half = load_checkpoint(Path(cfg.paths.run_dir) / "checkpoints" / "last.pt")
+    assert (half["epoch"], half["step"]) == (1, straight.history[0]["step"])
+    resumed = fit(cfg, resume_from=Path(cfg.paths.run_dir) / "checkpoints" / "last.pt")
+
+    assert [h["epoch"] for h in resumed.history] == [2]  # no repeated, no skipped epoch
+    a, b = straight.history[-1], resumed.history[-1]
+    assert b["step"] == a["step"] and b["lr"] == a["lr"]
+    for key in ("train_loss", "val_psnr", "val_ssim", "val_loss"):
+        assert b[key] == a[key], key
+    sa = pd.read_parquet(straight.samples_path).drop(columns="trial_id")
+    sb = pd.read_parquet(resumed.samples_path).drop(columns="trial_id")
+    pd.testing.assert_frame_equal(sa, sb)
+    wa = load_checkpoint(straight.last_checkpoint)["model"]
+    wb = load_checkpoint(resumed.last_checkpoint)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def _nan_on_calls(calls: set[int] | None, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make LIFTLoss return NaN on the given training calls (all calls when None)."""
+    real = losses.LIFTLoss.forward
+    seen = [0]
+
+    def forward(self, pred, aux, target):
+        total, terms = real(self, pred, aux, target)
+        if torch.is_grad_enabled():
+            seen[0] += 1
+            if calls is None or seen[0] in calls:
+                total = total * float("nan")
+        return total, terms
+
+    monkeypatch.setattr(losses.LIFTLoss, "forward", forward)
+    return seen
+
+
+def test_non_finite_losses_are_skipped_counted_and_logged(tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    _nan_on_calls({2, 5}, monkeypatch)
+    cfg = tiny("nan", **{"train.epochs": 1, "train.max_steps_per_epoch": 6})
+    result = fit(cfg)
+    assert result.skipped_steps == 2
+    assert result.step == 4  # 6 attempted, 2 skipped
+    last = load_checkpoint(result.last_checkpoint)
+    assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+    acc = _events(Path(cfg.paths.run_dir))
+    assert max(_values(acc, "train/skipped_steps")) == 2
+    assert math.isfinite(result.final_metrics["psnr"])
+
+
+def test_persistent_non_finite_losses_stop_the_run_with_a_clear_message(tiny, monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    _nan_on_calls(None, monkeypatch)
+    cfg = tiny("nan_stop", **{"train.max_nonfinite_steps": 3})
+    with pytest.raises(NonFiniteLossError, match=r"3 consecutive steps had a non-finite loss.*optim.lr"):
+        fit(cfg)
+
+
+class _EpochProbe(torch.utils.data.Dataset):
+    def __init__(self) -> None:
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"epoch": self.epoch, "i": i, "target": torch.zeros(1)}
+
+
+def test_persistent_workers_see_each_epoch(tiny) -> None:
+    cfg = tiny("probe", **{"data.num_workers": 1, "train.batch_size": 2})
+    sampler = EpochSampler(4, seed=0)
+    loader = make_loader(EpochDataset(_EpochProbe()), cfg, train=True, sampler=sampler)
+    assert loader.persistent_workers
+    orders = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        items = [(int(e), int(i)) for b in loader for e, i in zip(b["epoch"], b["i"])]
+        assert {e for e, _ in items} == {epoch}
+        orders.append([i for _, i in items])
+    assert sorted(orders[0]) == [0, 1, 2, 3]
+    sampler.set_epoch(1)
+    assert [i for _, i in sampler] == orders[1]  # the order is a function of (seed, epoch)
