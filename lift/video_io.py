@@ -37,6 +37,8 @@ _ENCODER_FAMILIES: dict[str, tuple[str, ...]] = {
     "png": ("png",),
 }
 _FALLBACK_ENCODERS = ("libx264", "mpeg4")
+# Containers that take only some codecs: their encoders come first whatever the source's family.
+_CONTAINER_ENCODERS: dict[str, tuple[str, ...]] = {".webm": ("libvpx-vp9", "libvpx")}
 # Containers that cannot carry the x264 family's mp4-style streams well get ffv1 when lossless.
 _FFV1_CONTAINERS = (".mkv", ".nut", ".avi")
 _SUBSAMPLED = ("yuv420p", "yuvj420p", "nv12", "nv21", "yuv422p", "yuvj422p", "yuv411p", "yuv410p")
@@ -218,8 +220,9 @@ def choose_encoder(source_codec: str | None, source_pix_fmt: str, output: str | 
 
     Lossy: the source family (h264 -> libx264, ...), else libx264, else mpeg4; the source's pixel
     format when the encoder takes it, else yuv420p (yuv444p for odd frame sizes). Lossless: ffv1
-    for .mkv/.nut/.avi, else x264 at qp=0 in the source's pixel format (libx264rgb for RGB
-    sources), so decoding the output gives back exactly the pixels that were encoded.
+    for .mkv/.nut/.avi, VP9 lossless for .webm, else x264 at qp=0 in the source's pixel format
+    (libx264rgb for RGB sources), so decoding the output gives back exactly the pixels that were
+    encoded.
 
     `deterministic`: one encoder thread, so that two runs write byte-identical files.
     """
@@ -236,6 +239,11 @@ def _choose_encoder(source_codec: str | None, source_pix_fmt: str, output: str |
     suffix = Path(output).suffix.lower()
     odd = width % 2 == 1 or height % 2 == 1
     if lossless:
+        if suffix == ".webm" and _has_encoder("libvpx-vp9"):
+            formats = _encoder_formats("libvpx-vp9")
+            rgb = source_pix_fmt.startswith(("rgb", "bgr", "gbr"))
+            fmt = source_pix_fmt if source_pix_fmt in formats else ("gbrp" if rgb else "yuv444p")
+            return EncoderChoice("libvpx-vp9", fmt, {"lossless": "1"})
         if suffix in _FFV1_CONTAINERS and _has_encoder("ffv1"):
             fmt = source_pix_fmt if source_pix_fmt in _encoder_formats("ffv1") else (
                 "bgr0" if source_pix_fmt.startswith(("rgb", "bgr", "gbr")) else "yuv444p")
@@ -248,7 +256,7 @@ def _choose_encoder(source_codec: str | None, source_pix_fmt: str, output: str |
                 else "yuv444p"
             return EncoderChoice("libx264", fmt, {"qp": "0", "preset": "veryfast"})
         raise VideoIOError(f"--lossless: no lossless encoder for {output} (need ffv1 for .mkv or libx264)")
-    candidates = _ENCODER_FAMILIES.get(source_codec or "", ()) + _FALLBACK_ENCODERS
+    candidates = _CONTAINER_ENCODERS.get(suffix) or (_ENCODER_FAMILIES.get(source_codec or "", ()) + _FALLBACK_ENCODERS)
     for name in candidates:
         if not _has_encoder(name):
             continue
@@ -268,6 +276,8 @@ def _choose_encoder(source_codec: str | None, source_pix_fmt: str, output: str |
         options = {"crf": "18", "preset": "medium"} if name in ("libx264", "libx265") else {}
         if name == "mpeg4":
             options = {"qscale": "2"}
+        if name.startswith("libvpx"):
+            options = {"crf": "20", "b": "0"}
         return EncoderChoice(name, fmt, options)
     raise VideoIOError(f"no video encoder available for {output} (tried {', '.join(candidates)})")
 
@@ -298,7 +308,7 @@ class _AudioCopier:
     video as it is produced (memory stays bounded) instead of being buffered to the end.
     """
 
-    def __init__(self, source: Path, output: av.container.OutputContainer, shift_s: float) -> None:
+    def __init__(self, source: Path, output: av.container.OutputContainer, shift_s: float, dest: Path) -> None:
         self._input = av.open(str(source))
         self._streams = list(self._input.streams.audio)
         self._out = {}
@@ -306,10 +316,10 @@ class _AudioCopier:
             try:
                 self._out[stream.index] = output.add_stream_from_template(stream)
             except (av.error.FFmpegError, ValueError) as err:
+                what = f"audio stream {stream.index} ({stream.codec_context.name})"
                 self._input.close()
-                raise VideoIOError(
-                    f"cannot copy audio stream {stream.index} ({stream.codec_context.name}) of {source} into "
-                    f"{output.name}: {err}; use another container (e.g. .mkv) or --no_audio") from err
+                raise VideoIOError(f"cannot copy {what} of {source} into {dest}: {err}; "
+                                   "use another container (e.g. .mkv) or --no_audio") from err
         self._packets = self._input.demux(*self._streams)
         self._pending: av.Packet | None = None
         self._done = False
@@ -375,7 +385,7 @@ class VideoWriter:
             self._stream.width, self._stream.height = width, height
             self._stream.pix_fmt = encoder.pix_fmt
             self._stream.options = dict(encoder.options)
-            self._audio = (_AudioCopier(Path(audio_source), self._container, start_time)
+            self._audio = (_AudioCopier(Path(audio_source), self._container, start_time, self.path)
                            if audio_source is not None else None)
         except BaseException as err:
             self._discard()
@@ -402,10 +412,15 @@ class VideoWriter:
             frame = frame.reformat(format=self.encoder.pix_fmt)
         frame.pts = self.frames_written
         frame.time_base = self._time_base
-        if self._audio is not None:
-            self._audio.mux_until(self._container, float(self.frames_written * self._time_base))
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            if self._audio is not None:
+                self._audio.mux_until(self._container, float(self.frames_written * self._time_base))
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except av.error.FFmpegError as err:
+            # The first mux writes the header: an audio codec the container cannot hold fails here.
+            raise VideoIOError(f"cannot write {self.path} ({self.encoder.codec}"
+                               f"{' + copied audio' if self._audio is not None else ''}): {err}") from err
         self.frames_written += 1
 
     def close(self, audio_end_s: float | None = None) -> Path:
@@ -418,6 +433,9 @@ class VideoWriter:
                 self._audio.mux_until(self._container, audio_end_s)
                 self._audio.close()
             self._container.close()
+        except av.error.FFmpegError as err:
+            self._discard()
+            raise VideoIOError(f"cannot finish writing {self.path}: {err}") from err
         except BaseException:
             self._discard()
             raise

@@ -413,3 +413,12 @@ def test_error_too_few_frames_and_bad_window(tmp_path: Path, clip: Path, checkpo
     rc, err = _run_cli(capsys, checkpoint, empty, tmp_path / "o.mp4")
     _assert_error(rc, err, "holds no images")
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_error_audio_the_container_cannot_hold(tmp_path: Path, clip: Path, checkpoint: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    # WebM takes VP8/VP9/AV1 video (chosen automatically) but no AAC audio.
+    out = tmp_path / "o.webm"
+    rc, err = _run_cli(capsys, checkpoint, clip, out)
+    _assert_error(rc, err, "cannot copy audio stream 1 (aac)", str(out), "--no_audio")
+    assert list(tmp_path.iterdir()) == []

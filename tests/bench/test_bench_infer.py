@@ -45,3 +45,17 @@ def test_infer_cli_writes_json_with_a_pipeline_record(tmp_path: Path) -> None:
     # Six frames of the bundled carphone clip, doubled: 12 frames, every pair with window 3.
     assert pipe["clip"] == "carphone_pristine.mp4" and pipe["input_frames"] == 6 and pipe["output_frames"] == 12
     assert pipe["windows_used"] == {"3": 5} and pipe["fps"] > 0
+
+
+def test_dispatcher_reports_a_benchmark_that_cannot_be_imported(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    import lift.bench.__main__ as dispatcher
+
+    monkeypatch.setattr(dispatcher, "SUBCOMMANDS", ("no_such_bench",))
+    assert bench_main(["no_such_bench"]) == 2
+    assert "cannot be imported" in capsys.readouterr().err
+    # `all` runs what it can, names what it could not, and fails at the end.
+    assert bench_main(["all", "--quick"]) == 1
+    captured = capsys.readouterr()
+    assert "skipped: lift.bench.no_such_bench cannot be imported" in captured.out
+    assert "failed: no_such_bench" in captured.err
