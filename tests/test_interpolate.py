@@ -422,3 +422,25 @@ def test_error_audio_the_container_cannot_hold(tmp_path: Path, clip: Path, check
     rc, err = _run_cli(capsys, checkpoint, clip, out)
     _assert_error(rc, err, "cannot copy audio stream 1 (aac)", str(out), "--no_audio")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_from_a_real_training_run(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture) -> None:
+    """fit() -> checkpoints/best.pt -> the CLI: the formats of training and inference agree."""
+    from lift.config import load_config
+    from lift.train import fit
+
+    cfg = load_config("smoke", {
+        "data.dataset": "synthetic", "data.frame_size": [32, 48], "data.crop_size": [32, 32],
+        "data.max_sequences": 2, "data.eval_targets_per_video": 1, "data.window": 5,
+        "model.width": 0.25, "model.block_depth": 1, "train.epochs": 1, "train.max_steps_per_epoch": 2,
+        "train.batch_size": 2, "train.amp": "off", "train.device": "cpu", "eval.lpips": False,
+        "eval.flow_metrics": False, "logging.tensorboard": False, "logging.progress": "off",
+        "paths.run_dir": str(tmp_path / "run")})
+    fit(cfg)
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    out = tmp_path / "trained.mp4"
+    rc = main(["--checkpoint", str(best), "--input", str(clip), "--output", str(out), "--quiet", "--max_frames", "6"])
+    assert rc == 0, capsys.readouterr().err
+    assert "window 5: 3 pairs, window 3: 2 pairs" in capsys.readouterr().out
+    with FrameReader(out) as reader:
+        assert reader.info.num_frames == 12 and reader.info.fps == 2 * RATE
