@@ -527,7 +527,8 @@ def _progress_bar(total: int | None, enabled: bool) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lift.interpolate",
                                 description="Interpolate a video (or a folder of frames) with a LIFT checkpoint.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint written by lift.train (e.g. run/checkpoints/best.pt)")
+    p.add_argument("--checkpoint", required=True,
+                   help="checkpoint written by lift.train (e.g. run/checkpoints/best.pt)")
     p.add_argument("--input", required=True, help="video file PyAV can decode, or a folder of images (sorted by name)")
     p.add_argument("--output", required=True, help="output video file (.mp4, .mkv, ...)")
     p.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier (default 2)")
@@ -539,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip edges: shrink = shorter window where references fall outside (default); "
                         "mirror = reflect references back into the video")
     p.add_argument("--fps", type=str, default=None,
-                   help="input frame rate: required meaning for frame folders (default 25); overrides a video's rate")
+                   help="input frame rate, e.g. 24 or 30000/1001: for frame folders (default 25), or to override "
+                        "a video's rate")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
                    help="autocast precision: auto = bf16 on CUDA, off on CPU")
