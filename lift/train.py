@@ -242,8 +242,8 @@ def make_loader(dataset: Dataset, cfg: Config, *, train: bool, batch_size: int |
 class WarmupCosine:
     """LR factor for LambdaLR: linear warm-up to 1, then cosine (or constant) down to min_lr/lr.
 
-    A class rather than a lambda so that the schedule is a plain, inspectable object; LambdaLR
-    stores only its step counter in state_dict, the shape is rebuilt from the config on resume.
+    A picklable object rather than a lambda. On resume only LambdaLR's step counter is taken from
+    the checkpoint; the shape (warm-up, total steps) is rebuilt from the config.
     """
 
     def __init__(self, warmup_steps: int, total_steps: int, min_factor: float, kind: str = "cosine") -> None:
@@ -262,7 +262,8 @@ class WarmupCosine:
         return self.min_factor + (1.0 - self.min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Config, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Config,
+                    total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     o = cfg.optim
     fn = WarmupCosine(o.warmup_steps, total_steps, o.min_lr / o.lr, o.scheduler)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=fn)
@@ -507,7 +508,10 @@ class Trainer:
         """
         cfg = self.cfg
         accum = cfg.optim.accum_steps
-        steps_target = self.steps_per_epoch(loader) if max_steps is None else min(max_steps, math.ceil(len(loader) / accum))
+        if max_steps is None:
+            steps_target = self.steps_per_epoch(loader)
+        else:
+            steps_target = min(max_steps, math.ceil(len(loader) / accum))
         total_micro = min(len(loader), steps_target * accum)
         lg = cfg.logging
         self.model.train()
@@ -799,7 +803,8 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
         diffs = _config_differences(resume_state["config"], cfg.to_dict())
         fixed = [d for d in diffs if d.startswith(_RESUME_FIXED)]
         if fixed:
-            raise ConfigError(f"resume from {resume_from}: the config changes what the weights mean: {'; '.join(fixed)}")
+            raise ConfigError(f"resume from {resume_from}: the config changes what the weights mean: "
+                              f"{'; '.join(fixed)}")
         for d in diffs:
             log.info("resume: config differs from the checkpoint's: %s", d)
 
@@ -897,8 +902,8 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
             if validate and reporter is not None:
                 reporter(dict(metrics), ckpt_dir)
 
-        final = _final_evaluation(trainer, cfg, evaluate_split, best_df, best_path, datasets["val"] if evaluate_split == "val" else None,
-                                  arm, trial_id, device)
+        final = _final_evaluation(trainer, cfg, evaluate_split, best_df, best_path,
+                                  datasets["val"] if evaluate_split == "val" else None, arm, trial_id, device)
         if final is not None:
             final_means, df = final
             samples_path = write_samples_table(df, run_dir, csv=cfg.eval.write_csv)

@@ -19,7 +19,6 @@ def _losses(run_dir: Path) -> list[float]:
     return [e.value for e in acc.Scalars("train/loss")]
 
 
-@pytest.mark.slow
 def test_cli_trains_on_the_embedded_clips_resumes_and_evaluates(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"

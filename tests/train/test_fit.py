@@ -172,3 +172,37 @@ def test_persistent_workers_see_each_epoch(tiny) -> None:
     assert sorted(orders[0]) == [0, 1, 2, 3]
     sampler.set_epoch(1)
     assert [i for _, i in sampler] == orders[1]  # the order is a function of (seed, epoch)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_and_accumulation_on_cpu(tiny, amp: str) -> None:
+    from lift.data import build_dataset
+    from lift.train import resolve_amp
+
+    assert resolve_amp("auto", torch.device("cpu")) is None
+    cfg = tiny(f"amp_{amp}", **{"train.amp": amp, "train.epochs": 1, "train.max_steps_per_epoch": 2,
+                                "optim.accum_steps": 3})
+    batches = len(build_dataset(cfg.data, "train", seed=cfg.train.seed)) // cfg.train.batch_size
+    result = fit(cfg)
+    assert result.step == min(2, math.ceil(batches / 3)) and result.skipped_steps == 0
+    scaler = load_checkpoint(result.last_checkpoint)["scaler"]
+    # fp16 keeps a loss scale (GradScaler); bf16 has fp32's range and needs none
+    assert ("scale" in scaler) == (amp == "fp16")
+    assert math.isfinite(result.final_metrics["psnr"])
+
+
+def test_final_evaluation_on_the_test_split_and_resuming_a_finished_run(tiny) -> None:
+    from lift.data import build_dataset
+
+    cfg = tiny("confirm", **{"train.epochs": 1, "train.max_steps_per_epoch": 2})
+    result = fit(cfg, evaluate_split="test")
+    table = pd.read_parquet(result.samples_path)
+    assert set(table["split"]) == {"test"}
+    assert list(table["sample_id"]) == build_dataset(cfg.data, "test", train=False).sample_ids
+    assert result.final_metrics["psnr"] == pytest.approx(table["psnr"].mean())
+
+    # a finished run resumed: no epoch is trained again, the final evaluation is redone on val
+    again = fit(cfg, resume_from=result.last_checkpoint)
+    assert again.history == [] and again.step == result.step
+    val = pd.read_parquet(again.samples_path)
+    assert set(val["split"]) == {"val"} and val["psnr"].mean() == pytest.approx(result.best_val_psnr)
