@@ -1,0 +1,370 @@
+"""Exact sequential video decoding (PyAV), image reading, and the on-disk cache of decoded frames.
+
+Frame ``i`` of a video is the ``i``-th frame the decoder outputs. Videos are always decoded from the
+start, never seeked: AVI files with packed B-frames (UCF-101) carry shuffled or misleading timestamps,
+and a timestamp seek lands on the wrong frame.
+
+Every problem with an input file raises :class:`BadVideoError` naming the file and the reason: a file
+that cannot be opened, a decode error, a frame flagged corrupt by the decoder, fewer decodable frames
+than the container declares (truncation), a frame size that changes inside one video. Grayscale
+input is converted to RGB by replicating the channel, with a logged warning naming the file.
+
+The cache stores each decoded video (or resized image sequence) as one ``uint8`` ``.npy`` array
+``[T, H, W, 3]`` under ``data.cache_dir``. The key covers the resolved path, the file size and
+modification time, and the decode-time frame size, so an edited file or another ``data.frame_size``
+never reads a stale entry. Entries are written to a temporary file and renamed, so concurrent workers
+and interrupted runs never leave a partial array under the final name. Cached arrays are opened
+memory-mapped: a window reads only its own frames (and only its crop's rows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+# Bump when the decoded content for the same key would change (e.g. another resize filter).
+CACHE_VERSION = 1
+_GRAY_IMAGE_MODES = ("L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "1")
+
+
+class BadVideoError(ValueError):
+    """One input file (video or frame image) cannot be used; ``path`` and ``reason`` say which and why."""
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class DecodeStats:
+    """Process-local counters, so tests and the benchmark can tell decoding from cache hits."""
+
+    videos_decoded: int = 0
+    frames_decoded: int = 0
+    images_read: int = 0
+    cache_hits: int = 0
+    cache_writes: int = 0
+
+    def reset(self) -> None:
+        self.videos_decoded = self.frames_decoded = self.images_read = self.cache_hits = self.cache_writes = 0
+
+
+STATS = DecodeStats()
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    declared_frames: int  # 0 when the container does not say (mkv, webm, raw streams)
+    width: int
+    height: int
+    codec: str
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that orders ``frame2`` before ``frame10``."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise BadVideoError(path, "does not exist or is not a file")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, UnicodeDecodeError) as err:
+        raise BadVideoError(path, f"cannot be opened as a video ({err})") from err
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Open the container and read its video stream header; nothing is decoded."""
+    path = Path(path)
+    container = _open(path)
+    with container:
+        if not container.streams.video:
+            raise BadVideoError(path, "contains no video stream")
+        stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width <= 0 or height <= 0:
+            raise BadVideoError(path, f"video stream reports no frame size ({width}x{height})")
+        return VideoInfo(str(path), int(stream.frames or 0), width, height, stream.codec_context.name)
+
+
+def _resize_kwargs(native_hw: tuple[int, int], frame_size: tuple[int, int] | None) -> dict:
+    if frame_size is None or tuple(frame_size) == tuple(native_hw):
+        return {}
+    h, w = frame_size
+    downscale = h * w < native_hw[0] * native_hw[1]
+    # AREA averages when shrinking (no aliasing); BILINEAR when enlarging.
+    return {"width": w, "height": h, "interpolation": "AREA" if downscale else "BILINEAR"}
+
+
+def decode_video(
+    path: str | os.PathLike,
+    frame_size: tuple[int, int] | None = None,
+    *,
+    max_frames: int | None = None,
+) -> np.ndarray:
+    """All frames of a video in decoder output order, ``uint8 [T, H, W, 3]`` RGB.
+
+    ``frame_size`` (height, width) resizes every frame. ``max_frames`` stops early (then the count is
+    not checked against the container). Raises BadVideoError for any problem (see module docstring).
+    """
+    path = Path(path)
+    container = _open(path)
+    frames: list[np.ndarray] = []
+    warned_gray = False
+    with container:
+        if not container.streams.video:
+            raise BadVideoError(path, "contains no video stream")
+        stream = container.streams.video[0]
+        # Frame threading changes nothing about output order and speeds up large frames.
+        stream.thread_type = "AUTO"
+        # "careful" makes the decoders flag (is_corrupt) damage they would otherwise conceal silently.
+        stream.codec_context.options = {"err_detect": "careful"}
+        declared = int(stream.frames or 0)
+        first_hw: tuple[int, int] | None = None
+        kwargs: dict = {}
+        try:
+            for frame in container.decode(stream):
+                index = len(frames)
+                hw = (frame.height, frame.width)
+                if first_hw is None:
+                    first_hw = hw
+                    kwargs = _resize_kwargs(hw, frame_size)
+                elif hw != first_hw:
+                    raise BadVideoError(
+                        path, f"frame {index} is {hw[1]}x{hw[0]} but frame 0 is {first_hw[1]}x{first_hw[0]} "
+                              "(the frame size changes inside the video)")
+                if frame.is_corrupt:
+                    raise BadVideoError(path, f"frame {index} is flagged corrupt by the decoder (damaged data)")
+                fmt = frame.format.name
+                if not warned_gray and (fmt.startswith("gray") or fmt.startswith("ya")):
+                    log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
+                                path, fmt)
+                    warned_gray = True
+                frames.append(frame.to_ndarray(format="rgb24", **kwargs))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        except BadVideoError:
+            raise
+        except (av.FFmpegError, OSError) as err:
+            raise BadVideoError(path, f"decode error after {len(frames)} frames ({err})") from err
+    if not frames:
+        raise BadVideoError(path, "no frame could be decoded")
+    if max_frames is None and declared > 0:
+        if len(frames) < declared:
+            raise BadVideoError(
+                path, f"the container declares {declared} frames but only {len(frames)} could be decoded "
+                      "(truncated or damaged file)")
+        if len(frames) > declared:
+            # Keep the declared count so the sequence length never depends on whether it came from
+            # the header (first run) or the cache (later runs): sample ids must be stable.
+            log.warning("%s: decoded %d frames, the container declares %d; using the first %d",
+                        path, len(frames), declared, declared)
+            frames = frames[:declared]
+    STATS.videos_decoded += 1
+    STATS.frames_decoded += len(frames)
+    return np.stack(frames)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) from the image header, without decoding the pixels."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise BadVideoError(path, f"cannot be read as an image ({err})") from err
+
+
+def read_image(
+    path: str | os.PathLike,
+    frame_size: tuple[int, int] | None = None,
+    expected_hw: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """One frame image as ``uint8 [H, W, 3]`` RGB, optionally resized to ``frame_size`` (height, width).
+
+    ``expected_hw`` is the native size of the sequence's first frame; another size is an error.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            native = (img.height, img.width)
+            if expected_hw is not None and native != tuple(expected_hw):
+                raise BadVideoError(
+                    path, f"frame is {native[1]}x{native[0]} but the sequence's first frame is "
+                          f"{expected_hw[1]}x{expected_hw[0]} (the frame size changes inside the sequence)")
+            if img.mode in _GRAY_IMAGE_MODES:
+                log.warning("%s: grayscale image (mode %s); converted to RGB by replicating the channel",
+                            path, img.mode)
+                if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                    # 16-bit/float grayscale: scale to 8 bits instead of clipping.
+                    arr = np.asarray(img, dtype=np.float64)
+                    top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                    img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+            if img.mode != "RGB":
+                img = img.convert("RGB")
+            if frame_size is not None and native != tuple(frame_size):
+                img = img.resize((frame_size[1], frame_size[0]), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except BadVideoError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise BadVideoError(path, f"cannot be read as an image ({err})") from err
+    STATS.images_read += 1
+    return arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache of decoded frames
+# ---------------------------------------------------------------------------------------------
+
+def _stat_token(path: Path) -> str:
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def cache_key(files: list[Path], frame_size: tuple[int, int] | None) -> str:
+    """Hex key of the decoded content of `files` (one video, or the images of one sequence)."""
+    h = hashlib.sha1(f"v{CACHE_VERSION}|{tuple(frame_size) if frame_size else 'native'}".encode())
+    for f in files:
+        h.update(b"\n" + _stat_token(f).encode())
+    return h.hexdigest()
+
+
+def cache_path(cache_dir: str | os.PathLike, stem: str, key: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[-60:] or "frames"
+    return Path(cache_dir).expanduser() / f"{safe}-{key[:20]}.npy"
+
+
+def _check_entry(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
+        log.warning("frame cache entry %s has shape %s dtype %s; it will be rebuilt", path, shape, dtype)
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def cached_shape(path: Path) -> tuple[int, int, int, int] | None:
+    """Shape of a cache entry from its header (nothing mapped or read), or None when absent/damaged."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                arr = np.load(path, mmap_mode="r")
+                shape, dtype = arr.shape, arr.dtype
+                del arr
+    except (OSError, ValueError) as err:
+        log.warning("frame cache entry %s is unreadable (%s); it will be rebuilt", path, err)
+        path.unlink(missing_ok=True)
+        return None
+    if not _check_entry(path, shape, np.dtype(dtype)):
+        return None
+    return shape  # type: ignore[return-value]
+
+
+class _MapLRU:
+    """Open memory maps of cache entries, bounded: each map holds a file descriptor, and a dataset
+    of thousands of videos must not hold thousands of them per worker."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
+
+    def get(self, path: Path) -> np.ndarray | None:
+        arr = self._maps.get(path)
+        if arr is not None:
+            self._maps.move_to_end(path)
+            return arr
+        if not path.is_file():
+            return None
+        try:
+            arr = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            log.warning("frame cache entry %s is unreadable (%s); it will be rebuilt", path, err)
+            path.unlink(missing_ok=True)
+            return None
+        if not _check_entry(path, arr.shape, arr.dtype):
+            return None
+        STATS.cache_hits += 1
+        self._maps[path] = arr
+        while len(self._maps) > self.capacity:
+            self._maps.popitem(last=False)
+        return arr
+
+    def forget(self, path: Path) -> None:
+        self._maps.pop(path, None)
+
+    def clear(self) -> None:
+        self._maps.clear()
+
+
+MAPS = _MapLRU()
+
+
+def open_cached(path: Path) -> np.ndarray | None:
+    """The cached array memory-mapped read-only, or None when absent. A damaged entry is removed."""
+    return MAPS.get(path)
+
+
+def store_cached(path: Path, frames: np.ndarray) -> None:
+    """Write `frames` to `path` atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy.tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(frames, dtype=np.uint8))
+        os.replace(tmp, path)
+        MAPS.forget(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    STATS.cache_writes += 1
+
+
+class _MemoryLRU:
+    """A few decoded arrays per process, for sources whose disk cache is off."""
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, key: str) -> np.ndarray | None:
+        arr = self._items.get(key)
+        if arr is not None:
+            self._items.move_to_end(key)
+        return arr
+
+    def put(self, key: str, arr: np.ndarray) -> None:
+        self._items[key] = arr
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+MEMORY_LRU = _MemoryLRU()
