@@ -64,8 +64,8 @@ def bench_window(window: int, device: torch.device, gpu: bool, args: argparse.Na
                             seed_everything)
 
     quick = args.quick
-    steps = args.steps or (5 if quick else (30 if gpu else 10))
-    warmup = args.warmup if args.warmup is not None else (2 if quick else (10 if gpu else 2))
+    steps = args.steps or (3 if quick else (30 if gpu else 10))
+    warmup = args.warmup if args.warmup is not None else (1 if quick else (10 if gpu else 2))
     cfg = bench_config(window, gpu, args)
     seed_everything(0)
     model, loss_fn = build_components(cfg, device)
