@@ -322,6 +322,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    # YAML 1.1 reads off/on/yes/no as booleans; keep the text so `train.amp=off` stays a choice
+    # (boolean fields still accept these words when coerced).
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()
     return key, value
 
 

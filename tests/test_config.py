@@ -56,6 +56,11 @@ def test_dotted_and_flat_overrides() -> None:
     assert (cfg.data.window, cfg.data.temporal_offset, cfg.data.dataset) == (7, 2, "synthetic")
 
 
+def test_yaml_boolean_words_stay_text_for_choices() -> None:
+    cfg = load_config("smoke", ["train.amp=off", "data.augment=off", "train.deterministic=yes"])
+    assert cfg.train.amp == "off" and cfg.data.augment is False and cfg.train.deterministic is True
+
+
 def test_overrides_do_not_mutate_the_input() -> None:
     base = load_config("smoke")
     apply_overrides(base, ["train.batch_size=7"])
