@@ -6,18 +6,20 @@ full-size network at full resolution is counted instantly on a CPU. Timing runs 
 device: on a CPU at the smoke size (``--smoke_width``, ``--smoke_resolution``), on CUDA at
 ``--resolution`` and ``--width`` under bf16 autocast. A train step here is forward with the
 target (teacher included), the loss, and backward; the optimiser update is not included.
+Windows are timed round-robin, best of ``--repeats``, figures per sample.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, time_call
+from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, synchronize
 from lift.config import LossConfig, ModelConfig
 from lift.data.window import WindowSpec
 from lift.model import LIFTLoss, build_model
@@ -38,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=None, help="timing batch (default 2 on CPU, 4 on CUDA)")
     parser.add_argument("--windows", type=int, nargs="+", default=list(WINDOWS))
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repetitions per figure, median reported (default 3, 5 without --quick)")
+                        help="timed repetitions per figure, best kept (default 3, 5 without --quick)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return parser
 
 
@@ -68,34 +71,69 @@ def count_cost(window: int, model_cfg: ModelConfig, height: int, width: int) -> 
     }
 
 
-def time_model(window: int, model_cfg: ModelConfig, height: int, width: int, batch: int,
-               device: torch.device, repeats: int) -> dict[str, float | None]:
-    """Per-sample seconds of an inference forward and of a train step (forward+loss+backward)."""
-    torch.manual_seed(0)
-    model = build_model(model_cfg, window).to(device)
-    loss_fn = LIFTLoss(LossConfig())
-    frames, times, timestep, target = _inputs(window, batch, height, width, device)
-    amp = (torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda"
-           else contextlib.nullcontext())
+class _Workload:
+    """One window's model and inputs, with a timed inference forward and a timed train step."""
 
-    def forward() -> None:
-        with torch.no_grad(), amp:
-            model(frames, times, timestep)
+    def __init__(self, window: int, model_cfg: ModelConfig, height: int, width: int, batch: int,
+                 device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.device = device
+        self.model = build_model(model_cfg, window).to(device)
+        self.loss_fn = LIFTLoss(LossConfig())
+        self.frames, self.times, self.timestep, self.target = _inputs(window, batch, height, width, device)
 
-    def train_step() -> None:
-        model.zero_grad(set_to_none=True)
-        with amp:
-            pred, aux = model(frames, times, timestep, target)
-            total, _ = loss_fn(pred, aux, target)
+    def _amp(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def forward(self) -> float:
+        self.model.eval()
+        start = time.perf_counter()
+        with torch.no_grad(), self._amp():
+            self.model(self.frames, self.times, self.timestep)
+        synchronize(self.device)
+        return time.perf_counter() - start
+
+    def train_step(self) -> float:
+        self.model.train()
+        start = time.perf_counter()
+        self.model.zero_grad(set_to_none=True)
+        with self._amp():
+            pred, aux = self.model(self.frames, self.times, self.timestep, self.target)
+            total, _ = self.loss_fn(pred, aux, self.target)
         total.backward()
+        synchronize(self.device)
+        return time.perf_counter() - start
 
-    model.eval()
-    forward_s = time_call(forward, device, warmup=1, repeats=repeats) / batch
-    model.train()
-    reset_peak_memory(device)
-    train_s = time_call(train_step, device, warmup=1, repeats=repeats) / batch
-    return {"forward_s": forward_s, "train_step_s": train_s, "samples_per_s": 1.0 / train_s,
-            "peak_mem_mb": peak_memory_mb(device)}
+
+def time_windows(windows: list[int], model_cfg: ModelConfig, height: int, width: int, batch: int,
+                 device: torch.device, repeats: int) -> dict[int, dict[str, float | None]]:
+    """Per-sample seconds of an inference forward and of a train step (forward+loss+backward).
+
+    The windows are timed round-robin and the best of `repeats` is kept (as timeit does): on a
+    shared machine, interference from other processes only ever adds time, and interleaving
+    exposes every window to the same load, which keeps the window ratios meaningful.
+    """
+    loads = {w: _Workload(w, model_cfg, height, width, batch, device) for w in windows}
+    for load in loads.values():  # warm-up: allocator, oneDNN/cuDNN kernel selection
+        load.forward()
+        load.train_step()
+    fwd: dict[int, list[float]] = {w: [] for w in windows}
+    step: dict[int, list[float]] = {w: [] for w in windows}
+    for _ in range(repeats):
+        for w, load in loads.items():
+            fwd[w].append(load.forward())
+        for w, load in loads.items():
+            step[w].append(load.train_step())
+    out: dict[int, dict[str, float | None]] = {}
+    for w, load in loads.items():
+        reset_peak_memory(device)
+        load.train_step()
+        train_s = min(step[w]) / batch
+        out[w] = {"forward_s": min(fwd[w]) / batch, "train_step_s": train_s, "samples_per_s": 1.0 / train_s,
+                  "peak_mem_mb": peak_memory_mb(device)}
+    return out
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -119,9 +157,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         th, tw = args.smoke_resolution or ([64, 64] if args.quick else [128, 128])
         batch = args.batch or 2
     repeats = args.repeats or (3 if args.quick else 5)
-    times: dict[int, dict[str, float | None]] = {}
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    times = time_windows(windows, t_cfg, th, tw, batch, device, repeats)
     for w in windows:
-        times[w] = time_model(w, t_cfg, th, tw, batch, device, repeats)
         records.append({"bench": "model", "device": describe_device(device), "kind": "time", "window": w,
                         "temporal_offset": 1, "resolution": [th, tw], "batch": batch, "width": t_cfg.width,
                         "amp": "bf16" if device.type == "cuda" else "off", **times[w]})

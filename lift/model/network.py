@@ -21,6 +21,9 @@ Reference path (present only when the window has references, window > 3):
     (anchors and references) from the warped frame, the anchor estimate, their photometric
     disagreement (an occlusion cue), the flow and the temporal distance; a softmax over frames
     gives the fusion weights. The fused frame feeds the refinement U-Net.
+  * Cost: the reference block works one scale coarser than the finest student block and the
+    scorer at 1/4 resolution, so window 15 costs ~1.35x the MACs of window 3 (full size,
+    256x448) and ~1.3-1.6x its CPU train step at smoke size (``python -m lift.bench model``).
 With window 3 the reference path does not exist: the network is the RIFE-style control arm,
 and the two arms share every other line of code.
 """
@@ -54,7 +57,7 @@ def _channels(base: float, width: float, minimum: int = 8) -> int:
 
 
 def block_channels(scale: int, width: float) -> int:
-    """Channels of an IFBlock at `scale`: ~240 / 147 / 90 at scales 4 / 2 / 1 for width 1 (RIFE:
+    """Channels of an IFBlock at `scale`: 240 / 148 / 90 at scales 4 / 2 / 1 for width 1 (RIFE:
     240 / 150 / 90); coarser blocks see a larger context and get more channels."""
     return _channels(90.0 * scale ** 0.71, width)
 
@@ -75,10 +78,12 @@ def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if (h, w) == tuple(size):
         return flow
     out = _resize(flow, size)
-    scale = torch.tensor([size[1] / w, size[0] / h], device=flow.device, dtype=out.dtype)
-    # Flows with several (u, v) pairs stacked on channels: scale every pair.
-    pairs = flow.shape[1] // 2
-    return out * scale.repeat(pairs).view(1, -1, 1, 1)
+    sx, sy = size[1] / w, size[0] / h
+    if sx == sy:
+        return out * sx
+    # Several (u, v) pairs may be stacked on the channels: scale every u by sx, every v by sy.
+    pairs = out.unflatten(1, (-1, 2))
+    return torch.stack((pairs[:, :, 0] * sx, pairs[:, :, 1] * sy), 2).flatten(1, 2)
 
 
 def _time_encoding(delta: torch.Tensor) -> torch.Tensor:
@@ -189,16 +194,22 @@ class RefineUNet(nn.Module):
 
 
 class FusionScorer(nn.Module):
-    """Per-frame, per-pixel fusion logit, shared by every frame (anchors and references)."""
+    """Per-frame, per-pixel fusion logit, shared by every frame (anchors and references).
+
+    Reads its inputs at half resolution, computes at quarter resolution (like RIFE's finest
+    IFBlock, which predicts the fusion mask at 1/4 and upsamples it) and returns full-resolution
+    logits through a learned 4x transposed convolution. It runs once per input frame (14 times
+    for window 15), so it is kept small; a bilinear upsampling of 14 logit maps would cost more
+    in the backward pass on a CPU than the whole scorer.
+    """
 
     IN_CHANNELS = 11  # warped frame, anchor estimate, disagreement, flow, time encoding (2)
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         c = channels
-        # Half resolution: the weights are smooth, and the scorer runs once per input frame.
         self.body = nn.Sequential(_conv(self.IN_CHANNELS, c, 2), _conv(c, c), _conv(c, c))
-        self.head = nn.ConvTranspose2d(c, 1, 4, 2, 1)
+        self.head = nn.ConvTranspose2d(c, 1, 8, 4, 2)
         # Start close to uniform scores so that the learned reference prior decides at first.
         nn.init.normal_(self.head.weight, std=1e-3)
         nn.init.zeros_(self.head.bias)
@@ -261,13 +272,16 @@ class LIFT(nn.Module):
         else:
             self.context = None
             self.unet = None
+        # The reference block refines an already good initial flow: it runs one scale coarser
+        # than the finest student block, which keeps 12 references cheap.
         ref_scale = 2 * scales[-1]
         if window > 3:
             self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation)
         else:
             self.reference = None
-        scale_need = 4 * max(scales + ([ref_scale] if self.reference is not None else []))
-        self.size_multiple = math.lcm(scale_need, 2 ** UNET_LEVELS if refine else 1)
+        # Every block downsamples by 4 * its scale, the U-Net by 2**UNET_LEVELS. The reference
+        # block counts even without references, so that every window pads frames identically.
+        self.size_multiple = math.lcm(4 * max(*scales, ref_scale), 2 ** UNET_LEVELS if refine else 1)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
@@ -355,11 +369,10 @@ class LIFT(nn.Module):
         # ---- references and fusion -------------------------------------------------------------
         anchor_flows = flow.view(batch, 2, 2, height, width)
         if self.reference is not None and n > 2:
-            ref_flows, init_flows, ref_warped = self._reference_flows(
+            ref_flows, ref_warped = self._reference_flows(
                 frames[:, 2:], times[:, 2:], timestep, anchor_flows, estimate)
             all_flows = torch.cat((anchor_flows, ref_flows), 1)
             all_warped = torch.cat((torch.stack((warped0, warped1), 1), ref_warped), 1)
-            aux["reference_init_flows"] = init_flows
         else:
             all_flows = anchor_flows
             all_warped = torch.stack((warped0, warped1), 1)
@@ -385,26 +398,27 @@ class LIFT(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def _reference_flows(self, refs: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
-                         anchor_flows: torch.Tensor, estimate: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Initial (extrapolated) and refined flows target->reference, and the warped references."""
+                         anchor_flows: torch.Tensor, estimate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refined flows target->reference [B, R, 2, H, W] and the warped references [B, R, 3, H, W]."""
         assert self.reference is not None
         batch, r, _, height, width = refs.shape
-        init = extrapolate_flows(anchor_flows, ref_times, timestep, quadratic=self.reference.quadratic)
-        limit = MAX_EXTRAPOLATED_FLOW * max(height, width)
-        init = init.clamp(-limit, limit)
+        lo = (height // self.reference.scale, width // self.reference.scale)
+        # Everything before the final warp runs at the reference block's resolution: the
+        # extrapolation is linear in the anchor flows, so it commutes with bilinear resizing, and
+        # R full-resolution copies of the block inputs would dominate the cost of the path.
+        anchors_lo = _resize_flow(anchor_flows.flatten(1, 2), lo).view(batch, 2, 2, *lo)
+        init = extrapolate_flows(anchors_lo, ref_times, timestep, quadratic=self.reference.quadratic)
+        limit = MAX_EXTRAPOLATED_FLOW * max(lo)
+        init = init.clamp(-limit, limit).reshape(batch * r, 2, *lo)
         refs_flat = refs.reshape(batch * r, 3, height, width)
-        init_flat = init.reshape(batch * r, 2, height, width)
-        warped_init = backward_warp(refs_flat, init_flat).to(refs.dtype)
+        warped_init = backward_warp(_resize(refs_flat, lo), init).to(refs.dtype)
         delta = (ref_times - timestep[:, None]).to(refs.dtype)
-        tenc = _time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, height, width)
-        est = estimate.unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, height, width)
-        x = torch.cat((est, warped_init, tenc), 1)
-        d_flow, _ = self.reference.block(x, init_flat, self.reference.scale)
-        refined = init_flat + d_flow
+        tenc = _time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, *lo)
+        est = _resize(estimate, lo).unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, *lo)
+        d_flow, _ = self.reference.block(torch.cat((est, warped_init, tenc), 1), init, 1)
+        refined = _resize_flow(init + d_flow, (height, width))
         warped = backward_warp(refs_flat, refined).to(refs.dtype)
-        return (refined.view(batch, r, 2, height, width), init,
-                warped.view(batch, r, 3, height, width))
+        return refined.view(batch, r, 2, height, width), warped.view(batch, r, 3, height, width)
 
     def _fusion_weights(self, warped: torch.Tensor, flows: torch.Tensor, times: torch.Tensor,
                         timestep: torch.Tensor, estimate: torch.Tensor, mask_logit: torch.Tensor
@@ -414,14 +428,20 @@ class LIFT(nn.Module):
         exactly RIFE's mask) and a learned prior for references."""
         assert self.reference is not None
         batch, n, _, height, width = warped.shape
-        est = estimate.unsqueeze(1).expand(-1, n, -1, -1, -1)
+        half = (height // 2, width // 2)
+        # The photometric disagreement with the anchor estimate (the occlusion cue) is measured at
+        # full resolution, then every input is averaged down to the scorer's half resolution.
+        est = estimate.unsqueeze(1)
         disagreement = (warped - est).abs().mean(2, keepdim=True)
-        delta = (times[:, :n] - timestep[:, None]).to(warped.dtype)
-        tenc = _time_encoding(delta).view(batch, n, 2, 1, 1).expand(-1, -1, -1, height, width)
-        # Flows of tens of pixels: scaled so the scorer's inputs stay O(1).
-        x = torch.cat((warped, est, disagreement, flows.to(warped.dtype) / 32.0, tenc), 2)
-        scores = self.reference.scorer(x.reshape(batch * n, FusionScorer.IN_CHANNELS, height, width))
-        scores = scores.view(batch, n, 1, height, width)
+        per_frame = torch.cat((warped, disagreement, flows.to(warped.dtype) / 32.0), 2)
+        per_frame = F.avg_pool2d(per_frame.flatten(0, 1), 2).unflatten(0, (batch, n))
+        est_half = F.avg_pool2d(estimate, 2).unsqueeze(1).expand(-1, n, -1, -1, -1)
+        delta = (times - timestep[:, None]).to(warped.dtype)
+        tenc = _time_encoding(delta).view(batch, n, 2, 1, 1).expand(-1, -1, -1, *half)
+        # Flows of tens of pixels are scaled (above) so that the scorer's inputs stay O(1).
+        x = torch.cat((per_frame[:, :, :3], est_half, per_frame[:, :, 3:], tenc), 2)
+        scores = self.reference.scorer(x.reshape(batch * n, FusionScorer.IN_CHANNELS, *half))
+        scores = scores.float().view(batch, n, 1, height, width)
         prior = torch.stack((mask_logit / 2, -mask_logit / 2), 1).to(scores.dtype)
         if n > 2:
             # Minus log(R): the prior mass of all references together does not grow with their
