@@ -616,17 +616,17 @@ class Trainer:
     def evaluate(self, loader: DataLoader, *, split: str, arm: str, trial_id: str,
                  max_batches: int | None = None) -> tuple[dict[str, float], Any]:
         """Per-sample table from lift.evaluate.evaluate_model and its means (psnr, ssim, lpips)."""
-        from lift.evaluate import evaluate_model
+        from lift.evaluate import evaluate_model, summarize
 
         self.model.eval()
         df = evaluate_model(self.model, loader, device=self.device, eval_cfg=self.cfg.eval, arm=arm, split=split,
                             seed=self.cfg.train.seed, trial_id=trial_id, amp_dtype=self.amp_dtype,
                             max_batches=max_batches)
         self.model.train()
-        means = {}
-        for name in ("psnr", "ssim", "lpips"):
-            col = df[name] if name in df.columns else None
-            means[name] = float(col.mean()) if col is not None and col.notna().any() else float("nan")
+        # Same convention as lift.evaluate.summarize: an exact frame's infinite PSNR is not averaged.
+        summary = summarize(df).set_index("metric")
+        means = {name: float(summary.loc[name, "mean"]) if name in summary.index else float("nan")
+                 for name in ("psnr", "ssim", "lpips")}
         means["num_samples"] = float(len(df))
         return means, df
 
