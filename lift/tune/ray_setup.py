@@ -1,0 +1,102 @@
+"""Start or join Ray for a study, print where its dashboard is, and check trial resources.
+
+A local instance gets the dashboard bound to 127.0.0.1 (``--dashboard-host`` to change) and keeps
+Ray 2.60's token authentication on: the browser asks for the token stored in
+``~/.ray/auth_token``. Ray's own GCS/raylet ports follow Ray's defaults (all interfaces; Ray
+turns a loopback node address back into the machine's address), which the token protects too.
+With ``--address`` (or ``RAY_ADDRESS``) the study joins an existing cluster instead and leaves it
+running at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from lift.tune.study_config import StudyError
+
+AUTH_TOKEN_PATH = Path("~/.ray/auth_token")
+
+
+@dataclass
+class RaySession:
+    started_here: bool
+    address: str
+    dashboard_url: str | None
+    owned_by_caller: bool = False
+
+    def describe(self) -> str:
+        where = "a local Ray instance" if self.started_here else f"the Ray cluster at {self.address}"
+        lines = [f"Ray: {where}"]
+        if self.dashboard_url:
+            url = self.dashboard_url if "://" in self.dashboard_url else f"http://{self.dashboard_url}"
+            lines.append(f"Ray dashboard: {url}")
+            if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":
+                lines.append(f"  it asks for the cluster's auth token: `cat {AUTH_TOKEN_PATH}` on the head node "
+                             "(or `ray get-auth-token`)")
+        elif not self.owned_by_caller:
+            lines.append("Ray dashboard: not running on this cluster (a local Ray starts one when ray[default] is installed)")
+        return "\n".join(lines)
+
+
+def connect(address: str | None = None, *, dashboard_host: str = "127.0.0.1", include_dashboard: bool = True,
+            num_cpus: int | None = None, num_gpus: int | None = None, log_to_driver: bool = True) -> RaySession:
+    """Join `address` (or $RAY_ADDRESS), reuse an initialised Ray, or start a local instance."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        # The caller owns this Ray (tests, notebooks): use it as is and leave it running.
+        return RaySession(False, ray.get_runtime_context().gcs_address, None, owned_by_caller=True)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        try:
+            info = ray.init(address=address, log_to_driver=log_to_driver)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            raise StudyError(f"--address {address}: could not join the Ray cluster: {err}") from err
+        return RaySession(False, info.address_info.get("address") or address, info.dashboard_url or None)
+    info = ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=include_dashboard,
+                    dashboard_host=dashboard_host, log_to_driver=log_to_driver)
+    return RaySession(True, info.address_info.get("address", "local"), info.dashboard_url or None)
+
+
+def disconnect(session: RaySession) -> None:
+    """Shut down what this process started or joined (a joined cluster keeps running); a Ray
+    initialised by the caller is left alone."""
+    if ray.is_initialized() and not session.owned_by_caller:
+        ray.shutdown()
+
+
+@dataclass
+class Capacity:
+    """How many trials of the requested size the cluster can run at once."""
+    cpus: float
+    gpus: float
+    slots: int
+
+
+def check_trial_resources(cpus_per_trial: float, gpus_per_trial: float) -> Capacity:
+    """Fail now, with a message, if no node can ever host one trial (it would pend forever)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    total_cpu = sum(n["Resources"].get("CPU", 0.0) for n in nodes)
+    total_gpu = sum(n["Resources"].get("GPU", 0.0) for n in nodes)
+    if gpus_per_trial > 0 and total_gpu == 0:
+        raise StudyError(
+            f"--gpus-per-trial {gpus_per_trial:g}: the Ray cluster has no GPU (resources: {total_cpu:g} CPUs, 0 GPUs); "
+            "a trial would wait forever. Run with --gpus-per-trial 0 on this machine, or join a cluster with GPUs "
+            "via --address")
+    fits = [n for n in nodes if n["Resources"].get("CPU", 0.0) >= cpus_per_trial
+            and n["Resources"].get("GPU", 0.0) >= gpus_per_trial]
+    if not fits:
+        biggest = max(((n["Resources"].get("CPU", 0.0), n["Resources"].get("GPU", 0.0)) for n in nodes), default=(0, 0))
+        raise StudyError(
+            f"--cpus-per-trial {cpus_per_trial:g} --gpus-per-trial {gpus_per_trial:g}: no node of the Ray cluster has "
+            f"that much (largest node: {biggest[0]:g} CPUs, {biggest[1]:g} GPUs); a trial would wait forever")
+    slots = 0
+    for n in nodes:
+        per_cpu = math.floor(n["Resources"].get("CPU", 0.0) / cpus_per_trial + 1e-9)
+        per_gpu = math.floor(n["Resources"].get("GPU", 0.0) / gpus_per_trial + 1e-9) if gpus_per_trial > 0 else per_cpu
+        slots += max(0, min(per_cpu, per_gpu))
+    return Capacity(total_cpu, total_gpu, slots)

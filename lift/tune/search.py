@@ -1,0 +1,332 @@
+"""Optuna under Ray Tune: one persisted TPE study per arm, told the truth about ASHA stops.
+
+A whole study (tuning and confirm runs of every arm) runs as **one** Tune experiment, so trial
+slots do not idle at the end of an arm or stage and actors are reused throughout; each arm still
+has its own search, budget, concurrency limit and early stopping:
+
+- :class:`ArmSearcher` hands out tuning trials arm by arm (the arm with the fewest trials so far
+  first), exactly ``num_samples`` per arm, each from that arm's own seeded TPE ``OptunaSearch``
+  behind a ``ConcurrencyLimiter``, and tags every config with its arm. When all tuning trials of
+  an arm have ended, it queues that arm's confirm runs (best configuration x seeds); those run
+  while other arms are still tuning.
+- :class:`PerArmScheduler` routes each tuning trial to its arm's own ``ASHAScheduler``, so trials
+  only compete with trials of the same arm; confirm runs are never stopped early.
+
+Ray's ``OptunaSearch`` reports every epoch's ``val_psnr`` to the Optuna trial as an intermediate
+value and, when Tune ends the trial, tells Optuna COMPLETE with the *last* value. A trial that ASHA
+stopped after one epoch thus enters TPE as a finished trial whose 1-epoch PSNR is compared with the
+full-budget PSNR of the survivors: TPE learns from values measured at different budgets.
+
+The choice made here: :class:`BudgetAwareOptunaSearch` tells Optuna **PRUNED** for any trial that
+ended (without error) before the full budget ``max_t`` epochs, keeping its per-epoch intermediate
+values; only full-budget trials are COMPLETE, with their final validation PSNR. Optuna's TPE
+already ranks PRUNED trials below every COMPLETE one, ordered by how far they got and then by
+their last intermediate value (``optuna.samplers._tpe.sampler._split_pruned_trials``), which is
+exactly ASHA's verdict, and ``study.best_trial`` only considers full-budget trials. The Optuna
+study (``optuna.db``) therefore reads the same way in Optuna's own tools: COMPLETE = trained to the
+end, PRUNED = stopped by ASHA, FAIL = errored.
+
+Each Optuna trial carries user attributes ``ray_trial_id`` and ``arm`` to map it to Tune's trial.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import math
+import pickle
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search.optuna import OptunaSearch
+
+from lift.tune.study_config import SearchParam
+
+METRIC = "val_psnr"
+MODE = "max"
+
+
+class BudgetAwareOptunaSearch(OptunaSearch):
+    """OptunaSearch that records trials stopped before `max_t` results as PRUNED (see module doc)."""
+
+    def __init__(self, *args: Any, max_t: int, arm: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_t = int(max_t)
+        self._arm = arm
+        self._last_step: dict[str, int] = {}
+
+    def suggest(self, trial_id: str) -> dict | None:
+        new = trial_id not in self._ot_trials
+        if new:
+            orphan = self._orphan()
+            if orphan is not None:  # OptunaSearch.suggest then uses its sampled parameters
+                self._ot_trials[trial_id] = orphan
+        config = super().suggest(trial_id)
+        if new and trial_id in self._ot_trials:
+            ot_trial = self._ot_trials[trial_id]
+            ot_trial.set_user_attr("ray_trial_id", trial_id)
+            ot_trial.set_user_attr("arm", self._arm)
+        return config
+
+    def _orphan(self) -> optuna.trial.Trial | None:
+        """A RUNNING Optuna trial this searcher does not know: asked after the last Tune snapshot
+        by a driver that then died. After a resume it is handed out again (its parameters were
+        drawn by the same TPE), so the study keeps exactly one Optuna trial per Tune trial."""
+        known = {t.number for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.number not in known:
+                # Optuna's own ask() builds Trial(study, storage id) the same way.
+                return optuna.trial.Trial(self._ot_study, frozen._trial_id)
+        return None
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        super().on_trial_result(trial_id, result)
+        self._last_step[trial_id] = max(self._last_step.get(trial_id, 0), int(result.get("training_iteration", 0)))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials and trial_id in self._ot_trials and not error and result is not None:
+            self._record_retry(trial_id, result)
+            return
+        stopped_early = (not error and result is not None and trial_id in self._ot_trials
+                         and trial_id not in self._completed_trials
+                         and int(result.get("training_iteration", 0)) < self._max_t)
+        if not stopped_early:
+            super().on_trial_complete(trial_id, result=result, error=error)
+            return
+        # Earlier epochs reached Optuna through on_trial_result; the result that made ASHA stop the
+        # trial only comes here, and TPE ranks pruned trials by their last intermediate value.
+        ot_trial = self._ot_trials[trial_id]
+        value = result.get(self.metric)
+        step = int(result.get("training_iteration", 0))
+        if isinstance(value, (int, float)) and math.isfinite(value) and step > self._last_step.get(trial_id, 0):
+            ot_trial.report(float(value), step)
+        self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+        self._completed_trials.add(trial_id)
+
+
+    def _record_retry(self, trial_id: str, result: dict) -> None:
+        """A trial Optuna already recorded (as FAIL) was restarted by a resume and ended: Optuna
+        cannot change a finished trial, so the new outcome becomes a trial of its own."""
+        number = self._ot_trials[trial_id].number
+        frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
+        if frozen.state != TrialState.FAIL:
+            return
+        step = int(result.get("training_iteration", 0))
+        value = result.get(self.metric)
+        full = step >= self._max_t and isinstance(value, (int, float)) and math.isfinite(value)
+        retry = optuna.trial.create_trial(
+            params=frozen.params, distributions=frozen.distributions,
+            state=TrialState.COMPLETE if full else TrialState.PRUNED,
+            value=float(value) if full else None,
+            intermediate_values={step: float(value)} if isinstance(value, (int, float)) and math.isfinite(value) else None,
+            user_attrs={**frozen.user_attrs, "retry_of_number": frozen.number})
+        self._ot_study.add_trial(retry)
+
+
+def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
+    """The study's Optuna storage. OptunaSearch needs an RDBStorage instance, not a URL."""
+    # Only the driver writes, but a user inspecting the file meanwhile must not make it fail.
+    return optuna.storages.RDBStorage(f"sqlite:///{Path(path).resolve()}",
+                                      engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def optuna_space(space: dict[str, SearchParam]) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Parameter names are the dotted LIFT config keys, so Optuna shows `loss.lpips`, `optim.lr`."""
+    return {name: optuna.distributions.FloatDistribution(p.low, p.high, log=p.log) for name, p in space.items()}
+
+
+def optuna_study_name(study_name: str, arm_key: str) -> str:
+    return f"{study_name}/{arm_key}"
+
+
+def drop_optuna_study(storage: optuna.storages.RDBStorage, name: str) -> bool:
+    """Delete a study left by a run that never recorded its Tune state, so that a fresh start of
+    that arm does not inherit orphaned RUNNING trials. Returns whether one existed."""
+    try:
+        optuna.delete_study(study_name=name, storage=storage)
+    except KeyError:
+        return False
+    return True
+
+
+def startup_trials(num_samples: int) -> int:
+    """Random trials before TPE models the results. Optuna's default (10) would leave a small
+    per-arm budget entirely random; a third of the budget, at least 2, keeps TPE in play."""
+    return max(2, num_samples // 3)
+
+
+def make_searcher(*, storage: optuna.storages.RDBStorage, study_name: str, arm_key: str,
+                  space: dict[str, SearchParam], seed: int, max_t: int, max_concurrent: int,
+                  num_samples: int) -> ConcurrencyLimiter:
+    """Seeded TPE for one arm behind a concurrency limit."""
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(num_samples))
+    searcher = BudgetAwareOptunaSearch(space=optuna_space(space), metric=METRIC, mode=MODE, sampler=sampler,
+                                       study_name=study_name, storage=storage, max_t=max_t, arm=arm_key)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+
+
+def choose_best(candidates: list[tuple[float, str, dict[str, Any]]]) -> tuple[float, str, dict[str, Any]] | None:
+    """The best full-budget trial: highest final val_psnr, ties broken by the larger trial id (a
+    fixed, order-independent rule, shared by the searcher and the study summary)."""
+    finite = [c for c in candidates if isinstance(c[0], (int, float)) and not math.isnan(c[0])]
+    return max(finite, key=lambda c: (c[0], c[1])) if finite else None
+
+
+class ArmSearcher(Searcher):
+    """The whole study's trials behind one Tune search algorithm (see the module doc).
+
+    `arms` maps an arm key to (its tuning searcher, the study info of its trials: arm, slug, seed).
+    Each arm gets exactly `num_samples` tuning trials. Once all of an arm's tuning trials have
+    ended, its best full-budget configuration (:func:`choose_best`) is queued for one confirm run
+    per seed of `confirm_seeds`; confirm runs go first, since they are the study's critical path.
+    An arm without any full-budget trial gets no confirm runs (:attr:`failed_arms`).
+    """
+
+    def __init__(self, arms: dict[str, tuple[Searcher, dict[str, Any]]], num_samples: int, *,
+                 max_t: int, confirm_seeds: list[int]) -> None:
+        super().__init__(metric=METRIC, mode=MODE)
+        self._arms = {key: searcher for key, (searcher, _) in arms.items()}
+        self._info = {key: dict(info) for key, (_, info) in arms.items()}
+        self._order = list(arms)
+        self._num_samples = int(num_samples)
+        self._max_t = int(max_t)
+        self._confirm_seeds = [int(s) for s in confirm_seeds]
+        self._suggested = {key: 0 for key in arms}
+        # Per arm: trial id -> its full-budget val_psnr, or None (stopped early or failed).
+        self._ended: dict[str, dict[str, float | None]] = {key: {} for key in arms}
+        self._params: dict[str, dict[str, Any]] = {}
+        self._trial_arm: dict[str, str] = {}
+        self._confirm_trials: set[str] = set()
+        self._confirm_queue: list[dict[str, Any]] = []
+        self.best: dict[str, dict[str, Any]] = {}
+        self.failed_arms: list[str] = []
+
+    @property
+    def total_trials(self) -> int:
+        return len(self._order) * (self._num_samples + len(self._confirm_seeds))
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        # Each arm's searcher has its own space, metric and mode already.
+        return True
+
+    def _finished(self) -> bool:
+        tuned = all(len(self._ended[a]) >= self._num_samples for a in self._order)
+        return tuned and not self._confirm_queue
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self._confirm_queue:
+            run = self._confirm_queue.pop(0)
+            self._trial_arm[trial_id] = run["study"]["arm"]
+            self._confirm_trials.add(trial_id)
+            return run
+        open_arms = [a for a in self._order if self._suggested[a] < self._num_samples]
+        # Fewest trials first keeps the arms in step; ties go to the study's arm order.
+        for arm in sorted(open_arms, key=lambda a: (self._suggested[a], self._order.index(a))):
+            config = self._arms[arm].suggest(trial_id)
+            if config is None:  # this arm is at its concurrency limit
+                continue
+            if config == Searcher.FINISHED:
+                self._suggested[arm] = self._num_samples
+                continue
+            self._suggested[arm] += 1
+            self._trial_arm[trial_id] = arm
+            self._params[trial_id] = dict(config)
+            return {**config, "study": {**self._info[arm], "stage": "tune"}}
+        # Nothing to hand out now: either everything is handed out and the queue will stay empty,
+        # or running tuning trials will end and release concurrency or queue confirm runs.
+        return Searcher.FINISHED if self._finished() else None
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        arm = self._trial_arm.get(trial_id)
+        if arm is not None and trial_id not in self._confirm_trials:
+            self._arms[arm].on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        arm = self._trial_arm.get(trial_id)
+        if arm is None or trial_id in self._confirm_trials:
+            return
+        self._arms[arm].on_trial_complete(trial_id, result=result, error=error)
+        full = not error and result is not None and int(result.get("training_iteration", 0)) >= self._max_t
+        # A trial restarted after an error (Tuner.restore(restart_errored=True)) ends twice: the
+        # later outcome replaces the earlier one. An arm's confirm runs are decided once.
+        self._ended[arm][trial_id] = float(result.get(METRIC, float("nan"))) if full else None
+        decided = arm in self.best or arm in self.failed_arms
+        if not decided and len(self._ended[arm]) >= self._num_samples:
+            self._queue_confirm(arm)
+
+    def _queue_confirm(self, arm: str) -> None:
+        best = choose_best([(v, t, self._params[t]) for t, v in self._ended[arm].items() if v is not None])
+        if best is None:
+            self.failed_arms.append(arm)
+            return
+        value, trial_id, params = best
+        self.best[arm] = {"trial_id": trial_id, "val_psnr": value, "params": dict(params)}
+        for seed in self._confirm_seeds:
+            self._confirm_queue.append({**params, "study": {**self._info[arm], "stage": "confirm", "seed": seed,
+                                                            "tuned_trial": trial_id}})
+
+    def optuna_searcher(self, arm: str) -> BudgetAwareOptunaSearch:
+        limiter = self._arms[arm]
+        return limiter.searcher if isinstance(limiter, ConcurrencyLimiter) else limiter  # type: ignore[return-value]
+
+    # Tune snapshots the search state with the experiment; the per-arm searchers (Optuna studies
+    # included: RDBStorage pickles as its URL) travel inside this object.
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+
+class PerArmScheduler(FIFOScheduler):
+    """One scheduler (ASHA) per arm for the tuning trials, so a trial is only compared with
+    trials of its own arm; confirm runs are never stopped early (first in, first out)."""
+
+    def __init__(self, schedulers: dict[str, TrialScheduler]) -> None:
+        super().__init__()
+        self._by_arm = dict(schedulers)
+        self._confirm = FIFOScheduler()
+        self._metric = METRIC
+
+    def _for(self, trial: Any) -> TrialScheduler:
+        study = trial.config["study"]
+        return self._confirm if study.get("stage") == "confirm" else self._by_arm[study["arm"]]
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        return all(s.set_search_properties(metric, mode, **spec) for s in self._by_arm.values())
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._for(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
+        self._for(trial).on_trial_error(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        return self._for(trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._for(trial).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._for(trial).on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return "\n".join(f"[{arm}] {s.debug_string()}" for arm, s in self._by_arm.items())
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+
+def make_asha(*, max_t: int, grace_period: int, reduction_factor: int) -> ASHAScheduler:
+    return ASHAScheduler(time_attr="training_iteration", metric=METRIC, mode=MODE, max_t=max_t,
+                         grace_period=grace_period, reduction_factor=reduction_factor)

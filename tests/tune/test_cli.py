@@ -1,0 +1,78 @@
+"""`studies/context_ablation.py`: invalid studies fail before any trial starts, with a clear message."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from lift.tune.study import StudyPaths, prepare_folder
+from lift.tune.study_config import StudyError, load_study_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("context_ablation", REPO / "studies" / "context_ablation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sets(values) -> list[str]:
+    return [arg for kv in values for arg in ("--set", kv)]
+
+
+def test_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_study, capsys) -> None:
+    out = tmp_path / "study"
+    # The embedded default is cut into 24-frame segments; window 15 at offset 4 spans 51 frames.
+    argv = ["--out", str(out), *_sets(tiny_study), "--set", "arms.windows=[3,15]", "--set", "arms.offsets=[4]"]
+    assert _cli().main(argv) == 2
+    err = capsys.readouterr().err
+    assert "window=15" in err and "temporal_offset=4" in err and "51" in err and "24" in err
+    assert not out.exists()
+
+
+def test_gpus_the_cluster_lacks_fail_before_any_trial(ray_session: str, tmp_path: Path, tiny_study, capsys) -> None:
+    out = tmp_path / "study"
+    assert _cli().main(["--out", str(out), "--gpus-per-trial", "0.5", *_sets(tiny_study)]) == 2
+    assert "the Ray cluster has no GPU" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--preset", "nope"], "study preset 'nope'"),
+    (["--set", "search.num_samples=0"], "search.num_samples"),
+    (["--num-samples", "0"], "search.num_samples"),
+    (["--set", "train.epochs=abc"], "train.epochs"),
+    (["--resume"], "--resume needs --out"),
+])
+def test_bad_arguments_exit_2_with_the_reason(argv: list[str], message: str, capsys) -> None:
+    assert _cli().main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_flag_is_a_usage_error(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _cli().main(["--epochs", "3"])
+    assert exc.value.code == 2 and "unrecognized arguments: --epochs" in capsys.readouterr().err
+
+
+def test_study_folder_rules(tmp_path: Path, tiny_study) -> None:
+    cfg = load_study_config("default", list(tiny_study))
+    paths = StudyPaths(tmp_path / "s")
+    prepare_folder(paths, cfg, resume=False)
+    assert paths.study_yaml.is_file()
+    with pytest.raises(StudyError, match="pass --resume"):
+        prepare_folder(paths, cfg, resume=False)
+    other = load_study_config("default", [*tiny_study, "search.num_samples=5"])
+    with pytest.raises(StudyError, match=r"search.num_samples: 2 -> 5"):
+        prepare_folder(paths, other, resume=True)
+    # Resources may change between sessions; the rest is the study.
+    moved = load_study_config("default", [*tiny_study, "resources.cpus_per_trial=2"])
+    assert prepare_folder(paths, moved, resume=True).resources.cpus_per_trial == 2
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file.txt").write_text("x")
+    with pytest.raises(StudyError, match="not a study folder"):
+        prepare_folder(StudyPaths(tmp_path / "busy"), cfg, resume=True)
