@@ -116,7 +116,7 @@ def _run_report(study_dir: Path, report_dir: Path) -> str:
     proc = subprocess.run(cmd, cwd=os.getcwd())
     if proc.returncode != 0:
         return f"report: FAILED (exit {proc.returncode}); rerun: {shown}"
-    return f"report: {report_dir}/report.md"
+    return f"report folder: {report_dir}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,7 +181,7 @@ class ArmSearcher(Searcher):
     `arms` maps an arm key to (its tuning searcher, the study info of its trials: arm, slug, seed).
     Each arm gets exactly `num_samples` tuning trials. Once all of an arm's tuning trials have
     ended, its best full-budget configuration (:func:`choose_best`) is queued for one confirm run
-    per seed of `confirm_seeds`; confirm runs go first, since they are the study's critical path.
+    per seed of `confirm_seeds`; they run whenever no tuning trial can be handed out.
     An arm without any full-budget trial gets no confirm runs (:attr:`failed_arms`).
     """
 
@@ -217,11 +217,6 @@ class ArmSearcher(Searcher):
         return tuned and not self._confirm_queue
 
     def suggest(self, trial_id: str) -> dict | None:
-        if self._confirm_queue:
-            run = self._confirm_queue.pop(0)
-            self._trial_arm[trial_id] = run["study"]["arm"]
-            self._confirm_trials.add(trial_id)
-            return run
         open_arms = [a for a in self._order if self._suggested[a] < self._num_samples]
         # Fewest trials first keeps the arms in step; ties go to the study's arm order.
         for arm in sorted(open_arms, key=lambda a: (self._suggested[a], self._order.index(a))):
@@ -235,6 +230,13 @@ class ArmSearcher(Searcher):
             self._trial_arm[trial_id] = arm
             self._params[trial_id] = dict(config)
             return {**config, "study": {**self._info[arm], "stage": "tune"}}
+        # Tuning trials go first: they unlock their arm's confirm runs, which then fill the slots
+        # that concurrency limits leave free and pack the end of the study.
+        if self._confirm_queue:
+            run = self._confirm_queue.pop(0)
+            self._trial_arm[trial_id] = run["study"]["arm"]
+            self._confirm_trials.add(trial_id)
+            return run
         # Nothing to hand out now: either everything is handed out and the queue will stay empty,
         # or running tuning trials will end and release concurrency or queue confirm runs.
         return Searcher.FINISHED if self._finished() else None

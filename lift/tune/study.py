@@ -481,7 +481,8 @@ def _arm_results(paths: StudyPaths, study: ValidatedStudy, records: list[dict[st
         mine = sorted((t for t in records if t["arm"] == arm.key and t["stage"] == "tune"),
                       key=lambda t: t["trial_id"])
         if len(mine) < cfg.search.num_samples:
-            raise _interrupted(f"arm {arm.key}: {len(mine)} of {cfg.search.num_samples} tuning trials ran", paths)
+            raise _interrupted(f"arm {arm.key}: {len(mine)} of its {cfg.search.num_samples} tuning trials finished",
+                               paths)
         best = choose_best([(t["final_val_psnr"], t["trial_id"], t["params"]) for t in mine
                             if t["status"] == "COMPLETED" and t["final_val_psnr"] is not None])
         if best is None:
@@ -503,7 +504,7 @@ def _confirm_result(paths: StudyPaths, study: ValidatedStudy, records: list[dict
     for arm in study.arms:
         mine = [r for r in runs if r["arm"] == arm.key]
         if sorted(r["seed"] for r in mine) != seeds:
-            raise _interrupted(f"arm {arm.key}: confirm runs for seeds {sorted(r['seed'] for r in mine)} of {seeds}", paths)
+            raise _interrupted(f"arm {arm.key}: {len(mine)} of its {len(seeds)} confirm runs finished", paths)
         best = arm_results[arm.key]
         for r in mine:
             if r["params"] != best["best_params"] or r["tuned_trial"] != best["best_trial"]:
@@ -673,7 +674,7 @@ def run_study(cfg: StudyConfig, out: str | Path, *, resume: bool = False, callba
     if not ray.is_initialized():
         raise StudyError("Ray is not initialised: call lift.tune.ray_setup.connect() first")
     t_validate = time.perf_counter()
-    paths = StudyPaths(Path(out))
+    paths = StudyPaths(Path(out).expanduser().resolve())  # pyarrow (Tune storage) needs absolute paths
     reuse = validated is not None and validated.config is cfg
     study = validated if reuse else validate_study(cfg)
     capacity = check_cluster(cfg)

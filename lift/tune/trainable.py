@@ -89,6 +89,11 @@ def _restore_run_files(checkpoint: Checkpoint, run_dir: Path) -> Path:
                 tmp = ckpt_dir / f".{name}.restore.tmp"
                 shutil.copyfile(path, tmp)
                 os.replace(tmp, ckpt_dir / name)
+        # The attempts so far: kept in the run folder after a worker restart on the same node,
+        # only in the checkpoint after Tuner.restore (new session) or on another node.
+        timing = Path(src) / TIMING_FILE
+        if timing.is_file() and not (run_dir / TIMING_FILE).is_file():
+            shutil.copyfile(timing, run_dir / TIMING_FILE)
     last = ckpt_dir / "last.pt"
     if not last.is_file():
         raise FileNotFoundError(f"the trial's checkpoint {checkpoint.path} holds no last.pt to resume from")
@@ -114,10 +119,15 @@ class _TimingLog:
         self.record = {**record, "start": time.time()}
         self.records.append(self.record)
 
-    def update(self, **values: Any) -> None:
+    def update(self, checkpoint_dir: Path | None = None, **values: Any) -> None:
+        """Record progress; with `checkpoint_dir`, also into the checkpoint about to be reported,
+        so that the history travels with it to wherever the trial resumes."""
         now = time.time()
         self.record.update(values, end=now, seconds=now - self.record["start"])
-        atomic_write_text(self.path, json.dumps(self.records, indent=2))
+        text = json.dumps(self.records, indent=2)
+        atomic_write_text(self.path, text)
+        if checkpoint_dir is not None:
+            atomic_write_text(Path(checkpoint_dir) / TIMING_FILE, text)
 
 
 def lift_trainable(config: dict[str, Any], arm_configs: dict[str, dict[str, Any]]) -> None:
@@ -140,7 +150,7 @@ def lift_trainable(config: dict[str, Any], arm_configs: dict[str, dict[str, Any]
 
     def reporter(metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
         payload = _scalar_metrics(metrics)
-        timing.update(epoch=payload.get("epoch"))
+        timing.update(checkpoint_dir, epoch=payload.get("epoch"))
         if checkpoint_dir is not None:
             ray.tune.report(payload, checkpoint=Checkpoint.from_directory(str(checkpoint_dir)))
         else:
