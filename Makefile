@@ -41,8 +41,7 @@ $(CLONE_STAMP): $(VENV)/.installed
 venv: $(CLONE_STAMP)
 
 study: venv
-	$(VPY) studies/context_ablation.py --out $(STUDY_OUT) --resume
-	$(VPY) -m lift.report $(STUDY_OUT) --out $(REPORT_OUT)
+	$(VPY) studies/context_ablation.py --out $(STUDY_OUT) --report-out $(REPORT_OUT) --resume
 
 test: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)

@@ -372,7 +372,8 @@ def resolve_preset(name_or_path: str | Path) -> Path:
     preset = CONFIG_DIR / f"{name_or_path}.yaml"
     if preset.is_file():
         return preset
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    # study_*.yaml are study presets (studies/context_ablation.py), not training configs.
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("study_")))
     raise ConfigError(f"config {str(name_or_path)!r} is neither a file nor a preset; presets: {known}")
 
 

@@ -32,6 +32,16 @@ if str(REPO) not in sys.path:
 from lift.tune.study_config import StudyConfig, StudyError, load_study_config, study_from_dict  # noqa: E402
 
 
+def use_loopback_for_local_ray() -> None:
+    """Keep a local, single-node Ray (its GCS, raylet and object-store ports) on 127.0.0.1.
+
+    Ray turns a loopback node address into the machine's address unless it believes clusters are
+    disabled, a flag it reads once, when `ray` is imported: so this runs before anything imports
+    ray, and only when no cluster is joined (a driver joining a cluster must be reachable).
+    """
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -122,6 +132,8 @@ def _run_report(study_dir: Path, report_dir: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prog = "context_ablation.py"
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        use_loopback_for_local_ray()
     t_start = time.perf_counter()
     try:
         cfg, out = resolve_study(args)

@@ -11,6 +11,8 @@ import pytest
 # Two cores in CI: keep torch from oversubscribing when tests run next to Ray workers.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Every Ray the tests start is local: keep its ports on loopback (read when ray is imported).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def bundled_clip_dir() -> Path:

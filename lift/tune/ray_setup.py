@@ -2,8 +2,9 @@
 
 A local instance gets the dashboard bound to 127.0.0.1 (``--dashboard-host`` to change) and keeps
 Ray 2.60's token authentication on: the browser asks for the token stored in
-``~/.ray/auth_token``. Ray's own GCS/raylet ports follow Ray's defaults (all interfaces; Ray
-turns a loopback node address back into the machine's address), which the token protects too.
+``~/.ray/auth_token``. The study CLI also keeps a local instance's node address, and so Ray's
+GCS, raylet and object-store ports, on 127.0.0.1 (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, set
+before ray is imported; see ``studies/context_ablation.py``); the token protects them too.
 With ``--address`` (or ``RAY_ADDRESS``) the study joins an existing cluster instead and leaves it
 running at the end.
 """

@@ -16,7 +16,7 @@ from lift.tune.study_config import (
 
 def test_presets_load_and_define_arms() -> None:
     default = load_study_config("default")
-    assert [a.key for a in arms_of(default)] == ["window=3", "window=7,offset=1", "window=7,offset=2"]
+    assert [a.key for a in arms_of(default)] == ["window=3", "window=7,offset=1", "window=15,offset=1"]
     ucf = load_study_config("ucf101")
     keys = [a.key for a in arms_of(ucf)]
     # Window 3 once (its offset means nothing), every other window with every offset.
