@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -97,6 +98,17 @@ def comparison_table(comp: dict[str, Any], level: float) -> str:
     return md_table(header, rows)
 
 
+def _shown_path(path: str) -> str:
+    """A path as the reader can follow it: relative to the working directory when inside it."""
+    prefix = "sqlite:///" if str(path).startswith("sqlite:///") else ""
+    raw = str(path)[len(prefix):]
+    try:
+        rel = os.path.relpath(raw)
+    except ValueError:
+        return str(path)
+    return prefix + (rel if not rel.startswith("..") else raw)
+
+
 def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
     r = analysis.results
     opts = analysis.options
@@ -105,10 +117,10 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
 
     out += ["## Setup", ""]
     srcs = r["sources"]
-    out.append(f"- Inputs: {len(srcs)} per-sample table(s): " + ", ".join(f"`{s}`" for s in srcs[:8])
+    out.append(f"- Inputs: {len(srcs)} per-sample table(s): " + ", ".join(f"`{_shown_path(s)}`" for s in srcs[:8])
                + (f" and {len(srcs) - 8} more" if len(srcs) > 8 else ""))
     if r["summary_sources"]:
-        out.append("- Tuning summary: " + ", ".join(f"`{s}`" for s in r["summary_sources"]))
+        out.append("- Tuning summary: " + ", ".join(f"`{_shown_path(s)}`" for s in r["summary_sources"]))
     out.append(f"- Data: {', '.join(r['datasets']) or 'unknown dataset'}; test split: {r['n_test_samples']} samples "
                f"from {r['n_test_videos']} videos")
     out.append(f"- Metrics tested (one-sided, arrow = better): " + ", ".join(
@@ -181,7 +193,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
                            f"`{t['best_config']}`" if t["best_config"] else "–", t["source"]]
                           for _, t in tuning.iterrows()]), ""]
         if study.summary.get("optuna_storage"):
-            out += [f"Optuna storage: `{study.summary['optuna_storage']}`", ""]
+            out += [f"Optuna storage: `{_shown_path(study.summary['optuna_storage'])}`", ""]
 
     out += ["## Flow quality", ""]
     if "flow" in analysis.tables:
