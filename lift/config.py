@@ -202,7 +202,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
+def coerce_value(value: Any, tp: Any, key: str) -> Any:
     """Convert a YAML/CLI value to the annotated type, or raise ConfigError naming the key."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -215,7 +215,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(value, arg, key)
+                return coerce_value(value, arg, key)
             except ConfigError as err:
                 errors.append(str(err))
         allowed = " or ".join(_type_name(a) for a in args)
@@ -232,7 +232,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             value = list(value)
         if not isinstance(value, list):
             raise ConfigError(f"{key}: got {value!r}; expected a list of {_type_name(item_tp)}")
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [coerce_value(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -290,7 +290,7 @@ def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
         if dataclasses.is_dataclass(tp):
             _merge_into(getattr(obj, key), value, f"{full}.")
         else:
-            setattr(obj, key, _coerce(value, tp, full))
+            setattr(obj, key, coerce_value(value, tp, full))
 
 
 def config_from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
@@ -329,7 +329,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _nest(key: str, value: Any) -> dict[str, Any]:
+def nest_key(key: str, value: Any) -> dict[str, Any]:
+    """`"a.b.c", v` -> `{"a": {"b": {"c": v}}}`."""
     out: dict[str, Any] = {}
     cur = out
     parts = key.split(".")
@@ -345,7 +346,7 @@ def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Confi
     out = copy_config(cfg)
     for key, value in items:
         key = FLAT_FLAGS.get(key, key)
-        _merge_into(out, _nest(key, value))
+        _merge_into(out, nest_key(key, value))
     return validate(out)
 
 

@@ -41,7 +41,9 @@ from lift.config import (
     Config,
     ConfigError,
     apply_overrides,
+    coerce_value,
     load_config,
+    nest_key,
     parse_override,
     read_yaml,
 )
@@ -159,33 +161,11 @@ class Arm:
 # ---------------------------------------------------------------------------------------------
 
 def _scalar(value: Any, tp: type, key: str) -> Any:
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise StudyError(f"{key}: got {value!r}; expected true or false")
-    if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            if isinstance(value, str):
-                try:
-                    return int(value)
-                except ValueError:
-                    pass
-            raise StudyError(f"{key}: got {value!r}; expected an integer")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool):
-            raise StudyError(f"{key}: got {value!r}; expected a number")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise StudyError(f"{key}: got {value!r}; expected a number") from None
-    if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise StudyError(f"{key}: got {value!r}; expected a string")
-        return str(value)
-    raise AssertionError(tp)
+    """The training config's coercion (same rules, same messages), raising StudyError."""
+    try:
+        return coerce_value(value, tp, key)
+    except ConfigError as err:
+        raise StudyError(str(err)) from None
 
 
 def _int_list(value: Any, key: str) -> list[int]:
@@ -265,13 +245,7 @@ def apply_study_overrides(cfg: StudyConfig, overrides: list[str]) -> StudyConfig
         if key.startswith("search.space."):  # parameter names are dotted LIFT keys themselves
             _merge_section(out, {"search": {"space": {key.removeprefix("search.space."): value}}}, "")
             continue
-        nested: dict[str, Any] = {}
-        cur = nested
-        parts = key.split(".")
-        for part in parts[:-1]:
-            cur = cur.setdefault(part, {})
-        cur[parts[-1]] = value
-        _merge_section(out, nested, "")
+        _merge_section(out, nest_key(key, value), "")
     return out
 
 
