@@ -6,7 +6,10 @@ import importlib.util
 import os
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+import torch
 
 # Two cores in CI: keep torch from oversubscribing when tests run next to Ray workers.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -32,3 +35,20 @@ def clip_dir() -> Path:
 def carphone_clip(clip_dir: Path) -> Path:
     """176x144, 120 frames of real footage: small enough for fast tests."""
     return clip_dir / "carphone_pristine.mp4"
+
+
+def decode_first_frames(path: Path, count: int) -> torch.Tensor:
+    """The first `count` frames of a video as float32 [count, 3, H, W] in [0, 1]."""
+    frames = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            frames.append(frame.to_ndarray(format="rgb24"))
+            if len(frames) == count:
+                break
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
+
+
+@pytest.fixture(scope="session")
+def first_frames():
+    """`decode_first_frames` for tests (conftest modules are not importable by name)."""
+    return decode_first_frames

@@ -1,7 +1,6 @@
 import math
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,20 +25,10 @@ from lift.evaluate import (
 )
 
 
-def _decode(path: Path, count: int) -> torch.Tensor:
-    frames = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(video=0):
-            frames.append(frame.to_ndarray(format="rgb24"))
-            if len(frames) == count:
-                break
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255.0
-
-
 @pytest.fixture(scope="module")
 def clip(request) -> torch.Tensor:
     """12 real frames (carphone, 176x144) cropped to 72x88: small and not a multiple of 32."""
-    return _decode(request.getfixturevalue("carphone_clip"), 12)[..., 20:92, 30:118].contiguous()
+    return request.getfixturevalue("first_frames")(request.getfixturevalue("carphone_clip"), 12)[..., 20:92, 30:118].contiguous()
 
 
 class Windows(Dataset):
