@@ -27,7 +27,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from scipy import stats
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
+from lift.atomic import atomic_path
 from lift.config import Config, EvalConfig, apply_overrides, load_config
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
@@ -317,27 +317,16 @@ def check_samples_table(df: pd.DataFrame, where: str = "samples table") -> None:
                          "each sample must appear once per run")
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_samples_table(df: pd.DataFrame, out_dir: str | os.PathLike[str], csv: bool = False) -> Path:
     """Write ``out_dir/samples.parquet`` (and ``samples.csv`` if asked) atomically; returns the parquet path."""
     check_samples_table(df)
     out_dir = Path(out_dir)
     path = out_dir / SAMPLES_FILE
-    _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
     if csv:
-        _atomic_write(path.with_suffix(".csv"), lambda tmp: df.to_csv(tmp, index=False))
+        with atomic_path(path.with_suffix(".csv")) as tmp:
+            df.to_csv(tmp, index=False)
     return path
 
 

@@ -21,7 +21,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lift.atomic import atomic_path
 from lift.config import (
     FLAT_FLAGS,
     Config,
@@ -273,52 +273,24 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Config,
 # Checkpoints
 # ---------------------------------------------------------------------------------------------
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write atomically: a temporary file in the same folder, fsync, then os.replace.
-
-    A process killed mid-write leaves the previous checkpoint at `path` intact.
-    """
+    """Write atomically (lift.atomic): a process killed mid-write leaves the previous checkpoint
+    at `path` intact."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
     return path
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
     """dst becomes a copy of src, atomically. A hard link costs nothing: later saves of src replace
     its directory entry with a new file, so dst keeps the old content."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        tmp_path.unlink()
+    with atomic_path(dst, durable=False) as tmp:
+        tmp.unlink()
         try:
-            os.link(src, tmp_path)
+            os.link(src, tmp)
         except OSError:
-            shutil.copy2(src, tmp_path)
-        os.replace(tmp_path, dst)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
+            shutil.copy2(src, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from lift.config import atomic_write_text  # noqa: E402
+from lift.atomic import atomic_write_text  # noqa: E402
 from lift.report.calibration import Setting, run_calibration  # noqa: E402
 
 

@@ -23,7 +23,6 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image
+
+from lift.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +332,10 @@ def open_cached(path: Path) -> np.ndarray | None:
 
 def store_cached(path: Path, frames: np.ndarray) -> None:
     """Write `frames` to `path` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.ascontiguousarray(frames, dtype=np.uint8))
-        os.replace(tmp, path)
-        MAPS.forget(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A cache: a damaged entry is detected and decoded again, so no fsync is paid per entry.
+    with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, np.ascontiguousarray(frames, dtype=np.uint8))
+    MAPS.forget(path)
     STATS.cache_writes += 1
 
 

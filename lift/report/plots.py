@@ -7,8 +7,6 @@ so that right of zero always means "the treatment is better", whatever the metri
 from __future__ import annotations
 
 import inspect
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from lift.atomic import atomic_path
 from lift.report.analysis import display  # noqa: E402
 
 
@@ -28,17 +27,10 @@ _HORIZONTAL = ({"orientation": "horizontal"} if "orientation" in inspect.signatu
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG atomically (tmp file + os.replace) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    """Write ``fig`` as PNG atomically (lift.atomic) and close it."""
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path

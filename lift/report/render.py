@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from lift.config import atomic_write_text
+from lift.atomic import atomic_write_text
 from lift.report.analysis import Analysis, display
 from lift.report.tables import slug
 

@@ -85,7 +85,8 @@ import ray
 import torch
 from ray import tune
 
-from lift.config import ConfigError, Config, atomic_write_text, config_from_dict, save_config
+from lift.atomic import atomic_path, atomic_write_text
+from lift.config import ConfigError, Config, config_from_dict, save_config
 from lift.tune.ray_setup import Capacity, check_trial_resources
 from lift.tune.search import (
     ArmSearcher,
@@ -586,9 +587,8 @@ def combine_test_tables(paths: StudyPaths, confirm_result: dict[str, Any], basel
     if (df["split"] != "test").any():
         raise StudyError(f"test tables hold rows of split {sorted(set(df['split']) - {'test'})}; expected only 'test'")
     check_samples_table(df, str(paths.test_table))
-    tmp = paths.test_table.with_name(f".{paths.test_table.name}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, paths.test_table)
+    with atomic_path(paths.test_table) as tmp:
+        df.to_parquet(tmp, index=False)
     return paths.test_table
 
 

@@ -37,7 +37,8 @@ import ray.tune
 import torch
 from ray.tune import Checkpoint
 
-from lift.config import Config, apply_overrides, atomic_write_text, config_from_dict
+from lift.atomic import atomic_path, atomic_write_text
+from lift.config import Config, apply_overrides, config_from_dict
 from lift.train import fit
 
 TIMING_FILE = "trial_timing.json"
@@ -86,9 +87,8 @@ def _restore_run_files(checkpoint: Checkpoint, run_dir: Path) -> Path:
         for name in ("last.pt", "best.pt"):
             path = Path(src) / name
             if path.is_file():
-                tmp = ckpt_dir / f".{name}.restore.tmp"
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, ckpt_dir / name)
+                with atomic_path(ckpt_dir / name) as tmp:
+                    shutil.copyfile(path, tmp)
         # The attempts so far: kept in the run folder after a worker restart on the same node,
         # only in the checkpoint after Tuner.restore (new session) or on another node.
         timing = Path(src) / TIMING_FILE
