@@ -175,7 +175,21 @@ def choose_best(candidates: list[tuple[float, str, dict[str, Any]]]) -> tuple[fl
     return max(finite, key=lambda c: (c[0], c[1])) if finite else None
 
 
-class ArmSearcher(Searcher):
+class _PickledState:
+    """save/restore of the whole object: Tune snapshots searcher and scheduler state with the
+    experiment, and the per-arm searchers and schedulers (Optuna studies included: RDBStorage
+    pickles as its URL) travel inside it."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+
+class ArmSearcher(_PickledState, Searcher):
     """The whole study's trials behind one Tune search algorithm (see the module doc).
 
     `arms` maps an arm key to (its tuning searcher, the study info of its trials: arm, slug, seed).
@@ -274,18 +288,9 @@ class ArmSearcher(Searcher):
         limiter = self._arms[arm]
         return limiter.searcher if isinstance(limiter, ConcurrencyLimiter) else limiter  # type: ignore[return-value]
 
-    # Tune snapshots the search state with the experiment; the per-arm searchers (Optuna studies
-    # included: RDBStorage pickles as its URL) travel inside this object.
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
 
 
-class PerArmScheduler(FIFOScheduler):
+class PerArmScheduler(_PickledState, FIFOScheduler):
     """One scheduler (ASHA) per arm for the tuning trials, so a trial is only compared with
     trials of its own arm; confirm runs are never stopped early (first in, first out)."""
 
@@ -319,14 +324,6 @@ class PerArmScheduler(FIFOScheduler):
 
     def debug_string(self) -> str:
         return "\n".join(f"[{arm}] {s.debug_string()}" for arm, s in self._by_arm.items())
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
 
 
 def make_asha(*, max_t: int, grace_period: int, reduction_factor: int) -> ASHAScheduler:
