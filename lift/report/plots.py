@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # reports are written on headless machines; never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -71,6 +72,10 @@ def plot_per_video(per_video: pd.DataFrame, comparison: dict[str, Any], path: Pa
         ax.axvline(0.0, color="black", lw=0.8)
         ax.set_title(display(m), fontsize=9)
         ax.set_xlabel("improvement →", fontsize=8)
+        # SSIM/LPIPS effects are ~1e-4: few ticks with a shared offset stay readable.
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
+        ax.tick_params(axis="x", labelsize=7)
     if n <= 60:
         axes[0, 0].set_yticks(y)
         axes[0, 0].set_yticklabels([f"{v} ({c})" for v, c in zip(pv["video_id"], pv["n_samples"])], fontsize=6)
