@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lift.config import Config, ConfigError, config_from_dict
+from lift.logging.progress import Progress
 from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
                            choose_encoder)
 
@@ -460,8 +461,7 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
                 if n is not None and pair >= n - 1:
                     break
                 if n is not None and bar.total is None:
-                    bar.total = output_frame_count(n, factor)
-                    bar.refresh()
+                    bar.set_total(output_frame_count(n, factor))
                 batch: list[tuple[int, list[int], list[float]]] = []
                 for p in range(pair, pair + pairs_per_batch):
                     if n is not None and p >= n - 1:
@@ -513,11 +513,8 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
             raise
 
 
-def _progress_bar(total: int | None, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", desc="interpolate", disable=not enabled, dynamic_ncols=True,
-                smoothing=0.1)
+def _progress_bar(total: int | None, enabled: bool) -> Progress:
+    return Progress(total, desc="interpolate", mode="auto" if enabled else "off", interval_s=10.0, unit="frame")
 
 
 # ---------------------------------------------------------------------------------------------

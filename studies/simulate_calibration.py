@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
 from lift.atomic import atomic_write_text  # noqa: E402
+from lift.logging.progress import Progress  # noqa: E402
 from lift.report.calibration import Setting, run_calibration  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     setting = Setting(n_videos=args.videos, samples_per_video=args.samples_per_video, sd_video=args.sd_video,
                       sd_sample=args.sd_sample, effect=args.effect, alpha=args.alpha, n_boot=args.n_boot)
     start = time.perf_counter()
-    with tqdm(total=2 * args.sims, desc="simulated studies", unit="study", file=sys.stderr) as bar:
+    with Progress(2 * args.sims, desc="simulated studies", unit="study", interval_s=5.0) as bar:
         last = [0]
 
         def progress(done: int) -> None:

@@ -11,15 +11,18 @@ stops at the first one instead).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
 
 from lift.config import ConfigError, apply_overrides, load_config
 from lift.data.decode import BadVideoError
 from lift.data.registry import available_datasets, get_dataset_class
 from lift.data.sources import FrameSource, ImageSequenceSource, SegmentSource
+from lift.logging.progress import Progress
+
+log = logging.getLogger(__name__)
 
 ROOT_OPTIONAL = ("video_folder", "synthetic")
 
@@ -54,23 +57,26 @@ def prepare(dataset: str, root: str | None, out: str, *, frame_size: list[int] |
     frames = 0
     total_bytes = 0
     prepared = 0
-    for src in tqdm(sources, desc=f"prepare {dataset}", unit="video"):
-        try:
-            if isinstance(src, ImageSequenceSource):
-                src.materialize()
-            else:
-                src.validate()
-        except BadVideoError as err:
-            if on_bad_video == "error":
-                raise
-            tqdm.write(f"skipping {err.path}: {err.reason}")
-            bad.append((err.path, err.reason))
-            continue
-        prepared += 1
-        frames += src.length
-        for entry in src.cache_files():
-            if entry.is_file():
-                total_bytes += entry.stat().st_size
+    with Progress(len(sources), desc=f"prepare {dataset}", unit="video", interval_s=10.0) as progress:
+        for src in sources:
+            try:
+                if isinstance(src, ImageSequenceSource):
+                    src.materialize()
+                else:
+                    src.validate()
+            except BadVideoError as err:
+                if on_bad_video == "error":
+                    raise
+                log.warning("skipping %s: %s", err.path, err.reason)
+                bad.append((err.path, err.reason))
+                progress.update()
+                continue
+            prepared += 1
+            frames += src.length
+            for entry in src.cache_files():
+                if entry.is_file():
+                    total_bytes += entry.stat().st_size
+            progress.update()
     print(f"prepared {prepared} of {len(sources)} videos/sequences of {dataset}: "
           f"{frames} frames, {total_bytes / 2**30:.2f} GiB in {Path(out).expanduser()}")
     if bad:

@@ -73,6 +73,12 @@ class Progress:
         parts += [f"{k}={_fmt(v)}" for k, v in self.postfix.items()]
         return ", ".join(parts)
 
+    def set_total(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
+
     def update(self, n: int = 1, **postfix: Any) -> None:
         self.n += n
         if postfix:
