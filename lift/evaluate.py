@@ -40,6 +40,7 @@ from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from lift.atomic import atomic_path
+from lift.devices import resolve_device
 from lift.config import Config, EvalConfig, apply_overrides, load_config
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
@@ -404,12 +405,6 @@ def load_model_for_eval(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, 
     return model_from_checkpoint(Path(path), "cpu")
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "off" or device.type != "cuda":
         return None
@@ -472,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=cfg.train.eval_batch_size, shuffle=False, num_workers=cfg.data.num_workers,
         collate_fn=collate_by_size)
-    device = _resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device, "train.device")
 
     if model is None:
         df = evaluate_baselines(loader, eval_cfg=cfg.eval, split=args.split, device=device,

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lift import devices
 from lift.config import Config, ConfigError, config_from_dict
 from lift.logging.progress import Progress
 from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
@@ -110,17 +111,10 @@ def buffer_capacity(window: int, ref_offset: int, pairs_per_batch: int) -> int:
 # ---------------------------------------------------------------------------------------------
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise InterpolateError(f"--device {name!r}: {err}; expected auto, cpu, cuda or cuda:N") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InterpolateError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise InterpolateError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
-    return device
+        return devices.resolve_device(name, "--device")
+    except ConfigError as err:
+        raise InterpolateError(str(err)) from None
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lift import devices
 from lift.atomic import atomic_path
 from lift.config import (
     FLAT_FLAGS,
@@ -85,11 +86,7 @@ class FitResult:
 # ---------------------------------------------------------------------------------------------
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: got {name!r}; CUDA is not available on this machine (use auto or cpu)")
-    return torch.device(name)
+    return devices.resolve_device(name, "train.device")
 
 
 def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
+from lift import devices
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return devices.resolve_device(name, "--device")
 
 
 def describe_device(device: torch.device) -> str:
