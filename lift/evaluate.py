@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from lift.atomic import atomic_path
 from lift.devices import resolve_device
-from lift.config import Config, EvalConfig, apply_overrides, load_config
+from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
 from lift.metrics.lpips import load_lpips, lpips_distance
@@ -492,5 +492,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """`main` for the command line: errors about the user's input are one line and exit code 2."""
+    from lift.data import BadVideoError, DatasetError, WindowError
+    from lift.metrics.lpips import LPIPSUnavailableError
+
+    try:
+        return main(argv)
+    except (ConfigError, DatasetError, WindowError, BadVideoError, LPIPSUnavailableError, FileNotFoundError) as err:
+        print(f"python -m lift.evaluate: error: {err}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

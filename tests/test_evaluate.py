@@ -223,3 +223,15 @@ def test_cli_checkpoint(tmp_path, capsys):
     assert df["psnr"].notna().all() and "warp_error" in df.columns
     with pytest.raises(SystemExit, match="window=3"):
         main(["--checkpoint", str(ckpt), "--window", "5", "--out", str(tmp_path / "o2"), *_cli_args(tmp_path)])
+
+
+def test_cli_input_errors_are_one_line_with_exit_code_2(tmp_path, capsys) -> None:
+    from lift.evaluate import cli
+
+    assert cli(["--baselines", "--set", "data.windw=3", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("python -m lift.evaluate: error:") and "unknown config key 'data.windw'" in err
+    assert "\n" not in err
+    missing = tmp_path / "no_such_dataset"
+    assert cli(["--baselines", "--dataset", "vimeo", "--data_root", str(missing), "--out", str(tmp_path / "o")]) == 2
+    assert str(missing) in capsys.readouterr().err
