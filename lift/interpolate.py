@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from lift import devices
-from lift.config import Config, ConfigError, config_from_dict
+from lift.config import Config, ConfigError
 from lift.logging.progress import Progress
 from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
                            choose_encoder)
@@ -131,54 +131,17 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
-    """Load a LIFT training checkpoint (``{"model": state_dict, "config": dict, ...}``) for inference.
+    """A LIFT training checkpoint loaded for inference (``lift.train.model_from_checkpoint``).
 
     Raises InterpolateError naming the checkpoint when the file is not such a checkpoint or its
     weights do not fit the architecture its config describes (missing / unexpected / reshaped keys).
     """
-    from lift.model import build_model
+    from lift.train import CheckpointError, model_from_checkpoint
 
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise InterpolateError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for foreign/corrupt files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InterpolateError(f"cannot load checkpoint {path}: {reason} "
-                               "(expected a checkpoint written by lift.train)") from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        keys = ", ".join(sorted(map(str, ckpt))[:8]) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise InterpolateError(f"checkpoint {path} is not a LIFT training checkpoint: expected the keys "
-                               f"'model' and 'config', found {keys or 'nothing'}")
-    try:
-        cfg = config_from_dict(ckpt["config"])
-    except ConfigError as err:
-        raise InterpolateError(f"checkpoint {path}: its config is invalid: {err}") from err
-    try:
-        model = build_model(cfg.model, cfg.data.window)
-    except (ValueError, KeyError) as err:
-        raise InterpolateError(f"checkpoint {path}: cannot build model {cfg.model.name!r}: {err}") from err
-    state = ckpt["model"]
-    if not isinstance(state, dict):
-        raise InterpolateError(f"checkpoint {path}: 'model' holds {type(state).__name__}, expected a state_dict")
-    # Weights saved from a torch.compile'd module carry this prefix.
-    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    reshaped = sorted(k for k in set(state) & set(expected)
-                      if not isinstance(state[k], torch.Tensor) or state[k].shape != expected[k].shape)
-    if missing or unexpected or reshaped:
-        example = (missing + unexpected + reshaped)[0]
-        raise InterpolateError(
-            f"checkpoint {path} does not match the architecture its config describes "
-            f"(model={cfg.model.name}, window={cfg.data.window}, width={cfg.model.width}): "
-            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} mismatched-shape keys "
-            f"(e.g. {example!r}); it was written for another architecture")
-    model.load_state_dict(state)
-    model.eval().requires_grad_(False)
-    return model.to(device), cfg
+        return model_from_checkpoint(checkpoint, device)
+    except CheckpointError as err:
+        raise InterpolateError(str(err)) from err
 
 
 class Predictor:

@@ -298,10 +298,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle: say which file and why
-        raise CheckpointError(f"checkpoint {path} cannot be loaded: {type(err).__name__}: {err}") from err
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: {reason} "
+                              "(expected a checkpoint written by lift.train)") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"checkpoint {path}: expected format {CHECKPOINT_FORMAT!r}, found {found!r}")
+        raise CheckpointError(f"checkpoint {path} is not a LIFT training checkpoint: expected format "
+                              f"{CHECKPOINT_FORMAT!r}, found {found!r}")
     return state
 
 
@@ -310,18 +313,40 @@ def config_from_checkpoint(state: dict[str, Any]) -> Config:
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
-    """The trained network (eval mode, on `device`) and the resolved config it was trained with."""
+    """The trained network (eval mode, frozen, on `device`) and the resolved config it was trained
+    with. A checkpoint whose weights do not fit the architecture its config describes is refused
+    with the counts of missing, unexpected and reshaped keys."""
     from lift.model import build_model
 
     state = load_checkpoint(path)
-    cfg = config_from_checkpoint(state)
-    model = build_model(cfg.model, cfg.data.window)
     try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"checkpoint {path}: weights do not fit model {cfg.model.name!r} "
-                              f"(window {cfg.data.window}): {err}") from err
-    return model.to(torch.device(device)).eval(), cfg
+        cfg = config_from_checkpoint(state)
+    except ConfigError as err:
+        raise CheckpointError(f"checkpoint {path}: its config is invalid: {err}") from err
+    try:
+        model = build_model(cfg.model, cfg.data.window)
+    except (ValueError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {path}: cannot build model {cfg.model.name!r}: {err}") from err
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"checkpoint {path}: 'model' holds {type(weights).__name__}, expected a state_dict")
+    # Weights saved from a torch.compile'd module carry this prefix.
+    weights = {k.removeprefix("_orig_mod."): v for k, v in weights.items()}
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    reshaped = sorted(k for k in set(weights) & set(expected)
+                      if not isinstance(weights[k], torch.Tensor) or weights[k].shape != expected[k].shape)
+    if missing or unexpected or reshaped:
+        example = (missing + unexpected + reshaped)[0]
+        raise CheckpointError(
+            f"checkpoint {path} does not match the architecture its config describes "
+            f"(model={cfg.model.name}, window={cfg.data.window}, width={cfg.model.width}): "
+            f"{len(missing)} missing, {len(unexpected)} unexpected and {len(reshaped)} mismatched-shape keys "
+            f"(e.g. {example!r}); it was written for another architecture")
+    model.load_state_dict(weights)
+    model.eval().requires_grad_(False)
+    return model.to(torch.device(device)), cfg
 
 
 # ---------------------------------------------------------------------------------------------
