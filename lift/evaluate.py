@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from scipy import stats
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
 from lift.atomic import atomic_path
 from lift.devices import resolve_device
+from lift.model.network import pad_to_multiple
 from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
@@ -119,20 +119,6 @@ def _as_list(values: Any, n: int) -> list[Any]:
     if isinstance(values, (str, int, float)):
         return [values] * n
     return list(values)
-
-
-def _pad_amount(size: int, multiple: int) -> int:
-    return (-size) % multiple
-
-
-def pad_frames(frames: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Replicate-pad [B, N, C, H, W] at the bottom and right to multiples of ``multiple``."""
-    b, n, c, h, w = frames.shape
-    ph, pw = _pad_amount(h, multiple), _pad_amount(w, multiple)
-    if ph == 0 and pw == 0:
-        return frames
-    padded = F.pad(frames.reshape(b * n, c, h, w), (0, pw, 0, ph), mode="replicate")
-    return padded.reshape(b, n, c, h + ph, w + pw)
 
 
 def _dataset_extras(loader: Any) -> dict[str, Any]:
@@ -268,7 +254,7 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
                 h, w = target.shape[-2:]
                 with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.bfloat16,
                                     enabled=amp_dtype is not None):
-                    pred, aux = model(pad_frames(frames, multiple), times, timestep)
+                    pred, aux = model(pad_to_multiple(frames, multiple)[0], times, timestep)
                 pred = pred[..., :h, :w]
                 metrics = scorer(pred, target)
                 flows = aux.get("flows") if isinstance(aux, dict) else None

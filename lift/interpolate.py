@@ -44,11 +44,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lift import devices
 from lift.config import Config, ConfigError
 from lift.logging.progress import Progress
+from lift.model.network import pad_to_multiple
 from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
                            choose_encoder)
 
@@ -368,10 +368,7 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
 
         def to_tensor(rgb: np.ndarray) -> torch.Tensor:
             t = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div_(255.0)
-            ph, pw = (-height) % multiple, (-width) % multiple
-            if ph or pw:
-                t = F.pad(t[None], (0, pw, 0, ph), mode="replicate")[0]
-            return t
+            return pad_to_multiple(t, multiple)[0]
 
         frames_iter: Iterator[SourceFrame] = iter(reader)
         if max_frames is not None:
