@@ -204,7 +204,7 @@ def one_at_a_time(factors: Mapping[str, Sequence[Any]], base: Mapping[str, Any])
     return _unique(itertools.chain([base_arm], changed))
 
 
-def changes(arm: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
+def changed_factors(arm: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
     """The factors in which `arm` differs from `base` (both canonical), in `factor_order`."""
     arm, base = canonical(arm), canonical(base)
     return [k for k in factor_order(set(arm) | set(base)) if arm.get(k) != base.get(k)]
@@ -213,5 +213,5 @@ def changes(arm: Mapping[str, Any], base: Mapping[str, Any]) -> list[str]:
 __all__ = [
     "WINDOW_KEY", "OFFSET_KEY", "BASELINE_KEY", "SHORT_NAMES", "CONTROL_WINDOW", "CONTROL_OFFSET", "ArmNameError",
     "format_value", "parse_value", "canonical", "arm_key", "baseline_key", "split_key", "parse_key", "arm_slug",
-    "factor_order", "grid", "one_at_a_time", "changes",
+    "factor_order", "grid", "one_at_a_time", "changed_factors",
 ]

@@ -11,7 +11,7 @@ from lift.arms import (
     arm_key,
     arm_slug,
     baseline_key,
-    changes,
+    changed_factors,
     format_value,
     grid,
     one_at_a_time,
@@ -110,7 +110,7 @@ def test_one_at_a_time_changes_one_factor_per_arm() -> None:
     base = {k: v[0] for k, v in factors.items()}
     arms = one_at_a_time(factors, base)
     assert len(arms) == 1 + 5  # linear in the number of factors: base + one change each
-    assert arms[0] == base and [changes(a, base) for a in arms[1:]] == [
+    assert arms[0] == base and [changed_factors(a, base) for a in arms[1:]] == [
         [WINDOW_KEY], [OFFSET_KEY], ["loss.census"], ["loss.lpips"], ["model.quadratic_extrapolation"]]
     assert arm_key(arms[1]) == "window=3,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=true"
 
