@@ -138,7 +138,8 @@ def split_key(arm: str) -> dict[str, str]:
         name, sep, value = part.partition("=")
         name, value = name.strip(), value.strip()
         if not sep or not name or not value or "=" in value:
-            raise ArmNameError(f"arm {arm!r} is malformed: expected comma-separated key=value pairs such as {_EXAMPLES}")
+            raise ArmNameError(f"arm {arm!r} is malformed: expected comma-separated key=value pairs "
+                               f"such as {_EXAMPLES}")
         if name in pairs:
             raise ArmNameError(f"arm {arm!r} is malformed: {name!r} appears twice")
         pairs[name] = value

@@ -500,7 +500,8 @@ def arms_of(cfg: StudyConfig) -> list[Arm]:
 def _validate_arms(cfg: StudyConfig, base: Config) -> None:
     """Every factor a trainable LIFT field with valid, distinct levels of its type, neither tuned
     nor overridden; a base arm made of its levels; distinct arm names."""
-    _require(cfg.arms.design in ARM_DESIGNS, "arms.design", cfg.arms.design, f"expected one of {', '.join(ARM_DESIGNS)}")
+    _require(cfg.arms.design in ARM_DESIGNS, "arms.design", cfg.arms.design,
+             f"expected one of {', '.join(ARM_DESIGNS)}")
     raw = _raw_factors(cfg)
     for key, levels in raw.items():
         where = _factor_where(cfg, key)
@@ -534,7 +535,8 @@ def _validate_arms(cfg: StudyConfig, base: Config) -> None:
                  f"expected a factor of the study ({', '.join(raw)})")
     base_values = _base_values(cfg)
     for key, levels in arm_factors(cfg).items():
-        _require(base_values[key] in levels, f"arms.base.{key}", base_values[key], f"expected one of its levels {levels}")
+        _require(base_values[key] in levels, f"arms.base.{key}", base_values[key],
+                 f"expected one of its levels {levels}")
     try:
         arms = arms_of(cfg)
         slugs = [a.slug for a in arms]
