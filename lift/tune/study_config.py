@@ -98,7 +98,7 @@ NOT_FACTORS: dict[str, str] = {
                      "data.frame_size", "data.max_sequences", "data.segment_length", "data.val_fraction",
                      "data.test_fraction", "data.ucf_split", "data.on_bad_video"), _SAME_SAMPLES),
     **dict.fromkeys(("train.epochs", "train.max_steps_per_epoch"), _SAME_BUDGET),
-    **dict.fromkeys(("data.eval_max_window", "data.eval_max_offset", "train.seed", "train.val_every"),
+    **dict.fromkeys((k for k in STUDY_OWNED_KEYS if k not in (WINDOW_KEY, OFFSET_KEY)),
                     "the study sets it for every arm and trial"),
 }
 
