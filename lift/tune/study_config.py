@@ -375,7 +375,12 @@ def load_study_config(preset: str | Path | None = "default", overrides: list[str
 
 
 def study_to_yaml(cfg: StudyConfig) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    """The study as YAML that `study_from_dict` reads back to the same study: a default search
+    parameter the study removed is written as null (removed again), not left out (back by default)."""
+    data = cfg.to_dict()
+    for name in SearchSection().space:
+        data["search"]["space"].setdefault(name, None)
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 # ---------------------------------------------------------------------------------------------

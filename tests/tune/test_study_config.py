@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from lift.tune.study_config import (
     StudyError,
@@ -11,6 +12,8 @@ from lift.tune.study_config import (
     confirm_seeds,
     eval_extent,
     load_study_config,
+    study_from_dict,
+    study_to_yaml,
 )
 
 
@@ -194,3 +197,14 @@ def test_factors_from_a_study_file(tmp_path) -> None:
     path.write_text("arms:\n  factors:\n    loss:\n      lpips: [0, 0.1]\n")
     with pytest.raises(StudyError, match=r"arms.factors.loss: .*expected a non-empty list of levels"):
         load_study_config(path)
+
+
+@pytest.mark.parametrize("preset, overrides", [("default", []), ("ablation", ["arms.base.loss.lpips=0"]),
+                                               ("default", ["search.space.loss.census=null"])])
+def test_the_stored_study_reads_back_to_the_same_study(preset: str, overrides: list[str]) -> None:
+    """What a resume compares: study.yaml read back must be the study, removed search parameters
+    and arm factors included."""
+    cfg = load_study_config(preset, overrides)
+    back = study_from_dict(yaml.safe_load(study_to_yaml(cfg)))
+    assert back.identity() == cfg.identity()
+    assert [a.key for a in arms_of(back)] == [a.key for a in arms_of(cfg)]
