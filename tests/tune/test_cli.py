@@ -34,6 +34,17 @@ def test_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_st
     assert not out.exists()
 
 
+def test_a_factor_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_study, capsys) -> None:
+    out = tmp_path / "study"
+    argv = ["--out", str(out), *_sets(tiny_study), *_sets(["arms.windows=null", "arms.offsets=null",
+            "arms.design=one_at_a_time", "arms.factors.data.window=[15,3]", "arms.factors.data.temporal_offset=[1,4]",
+            "arms.factors.model.refine=[true,false]"])]
+    assert _cli().main(argv) == 2
+    err = capsys.readouterr().err
+    assert "window=15" in err and "temporal_offset=4" in err and "51" in err and "24" in err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("factor, words", [
     ("arms.factors.loss.lpipz=[0,0.1]", ["arms.factors.loss.lpipz", "unknown config key"]),
     ("arms.factors.loss.lpips=[0,0.1]", ["arms.factors.loss.lpips", "search.space"]),
