@@ -293,6 +293,26 @@ def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(obj, key, coerce_value(value, tp, full))
 
 
+def field_type(key: str) -> Any:
+    """The annotated type of one dotted config field (``loss.lpips`` -> float); ConfigError naming
+    the key if it is unknown or a whole section."""
+    cls: Any = Config
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        types_ = _section_types(cls)
+        where = ".".join(parts[:i + 1])
+        if part not in types_:
+            raise ConfigError(f"unknown config key {where!r}; known keys here: {', '.join(sorted(types_))}")
+        tp = types_[part]
+        if i < len(parts) - 1:
+            if not dataclasses.is_dataclass(tp):
+                raise ConfigError(f"unknown config key {key!r}: {where!r} is a value, not a section")
+            cls = tp
+    if dataclasses.is_dataclass(tp):
+        raise ConfigError(f"config key {key!r} is a section; expected one of its fields ({key}.<field>)")
+    return tp
+
+
 def config_from_dict(values: dict[str, Any], base: Config | None = None) -> Config:
     """Merge a (possibly partial, nested) mapping into `base` (defaults if None) and validate."""
     cfg = copy_config(base) if base is not None else Config()

@@ -38,6 +38,7 @@ from scipy import stats
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
+from lift import arms as arm_names
 from lift.atomic import atomic_path
 from lift.devices import resolve_device
 from lift.model.network import pad_to_multiple
@@ -63,17 +64,15 @@ BASELINES = ("repeat", "blend")
 # ---------------------------------------------------------------------------------------------
 
 def arm_key(window: int, temporal_offset: int) -> str:
-    """Readable arm name: ``window=3`` for the RIFE triplet (no references, so no offset), else
-    ``window=W,offset=S``."""
-    if window == 3:
-        return "window=3"
-    return f"window={window},offset={temporal_offset}"
+    """Readable arm name of a window/offset run (:func:`lift.arms.arm_key`): ``window=3`` for the
+    RIFE triplet (no references, so no offset), else ``window=W,offset=S``."""
+    return arm_names.arm_key({arm_names.WINDOW_KEY: window, arm_names.OFFSET_KEY: temporal_offset})
 
 
 def baseline_arm(name: str) -> str:
     if name not in BASELINES:
         raise ValueError(f"baseline {name!r}: expected one of {', '.join(BASELINES)}")
-    return f"baseline={name}"
+    return arm_names.baseline_key(name)
 
 
 def repeat_baseline(frames: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:

@@ -774,13 +774,14 @@ def console_reporter(metrics: dict[str, Any], checkpoint_dir: Path | None) -> No
 
 
 def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Path | None = None, *,
-        evaluate_split: str = "val", trial_id: str | None = None) -> FitResult:
+        evaluate_split: str = "val", trial_id: str | None = None, arm: str | None = None) -> FitResult:
     """Train `config` end to end; see the module docstring for the run folder's contents.
 
     reporter(metrics, checkpoint_dir) is called after each validation, once the checkpoints of that
     epoch are on disk. evaluate_split: split of the final evaluation whose per-sample table is
     written to samples.parquet ("val" for tuning, "test" for the confirm stage); it uses the best
-    checkpoint by validation PSNR.
+    checkpoint by validation PSNR. arm: the ``arm`` column of the per-sample tables (a study passes
+    its arm name, lift.arms.arm_key); default ``arm_key(window, temporal_offset)``.
     """
     if evaluate_split not in ("val", "test"):
         raise ConfigError(f"evaluate_split: got {evaluate_split!r}; allowed values are 'val', 'test'")
@@ -821,7 +822,7 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
     val_loader = make_loader(datasets["val"], cfg, train=False, device=device)
     from lift.evaluate import arm_key, write_samples_table
 
-    arm = arm_key(cfg.data.window, cfg.data.temporal_offset)
+    arm = arm or arm_key(cfg.data.window, cfg.data.temporal_offset)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")

@@ -14,6 +14,7 @@ from lift.config import (
     ConfigError,
     apply_overrides,
     config_from_dict,
+    field_type,
     load_config,
     parse_override,
     save_config,
@@ -199,3 +200,12 @@ def test_saved_yaml_is_plain(tmp_path: Path) -> None:
     path = save_config(load_config("default"), tmp_path / "config.yaml")
     data = yaml.safe_load(path.read_text())
     assert set(data) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_field_type_of_a_dotted_key() -> None:
+    assert field_type("loss.lpips") is float and field_type("model.quadratic_extrapolation") is bool
+    assert field_type("data.train_samples_per_epoch") == int | None
+    for key, words in [("loss.lpipz", "unknown config key 'loss.lpipz'"), ("loss", "is a section"),
+                       ("loss.lpips.x", "is a value, not a section"), ("nope.x", "unknown config key 'nope'")]:
+        with pytest.raises(ConfigError, match=words):
+            field_type(key)

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from lift.arms import ArmNameError, split_key
 from lift.report.stats import METRIC_DIRECTION, PSNR_CEILING_DB
 
 TABLE_NAMES = ("samples.parquet", "samples.csv")
@@ -35,19 +36,11 @@ class ReportError(ValueError):
 # ---------------------------------------------------------------------------------------------
 
 def parse_arm(arm: str, where: str = "") -> dict[str, str]:
-    """``"window=15,offset=2"`` -> ``{"window": "15", "offset": "2"}``."""
-    pairs: dict[str, str] = {}
-    for part in str(arm).split(","):
-        key, sep, value = part.partition("=")
-        key, value = key.strip(), value.strip()
-        if not sep or not key or not value:
-            prefix = f"{where}: " if where else ""
-            raise ReportError(
-                f"{prefix}arm {arm!r} is malformed: expected comma-separated key=value pairs such as "
-                f"'window=15,offset=2' or 'baseline=repeat'"
-            )
-        pairs[key] = value
-    return pairs
+    """``"window=15,offset=2"`` -> ``{"window": "15", "offset": "2"}`` (:func:`lift.arms.split_key`)."""
+    try:
+        return split_key(arm)
+    except ArmNameError as err:
+        raise ReportError(f"{where}: {err}" if where else str(err)) from None
 
 
 def arm_matches(selector: str, arm: str) -> bool:

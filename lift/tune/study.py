@@ -6,7 +6,8 @@ Protocol (shared/design/ARCHITECTURE.md, "Study protocol"):
    and model, the data (the widest arm must fit the train sequences, the study's largest
    window/offset the val and test ones) and the cluster (a trial asking for a GPU the cluster
    lacks would pend forever).
-2. **Tune**: every arm (window x offset; window 3 once, its offset means nothing) gets the same
+2. **Tune**: every arm (``arms.design`` over ``arms.factors``, :func:`lift.tune.study_config.arms_of`;
+   window 3 once per other setting, its offset means nothing) gets the same
    ``search.num_samples`` trials from its own seeded TPE ``OptunaSearch`` (sampler seed = study
    seed + arm index; a third of the budget, at least 2, are random start-up trials) over the loss
    weights and learning rate of ``search.space``, behind its own ``ConcurrencyLimiter``
@@ -493,7 +494,8 @@ def _arm_results(paths: StudyPaths, study: ValidatedStudy, records: list[dict[st
                              f"to confirm; see {paths.trials_dir}")
         value, trial_id, params = best
         results[arm.key] = {"arm": arm.key, "slug": arm.slug, "window": arm.window,
-                            "temporal_offset": arm.temporal_offset,
+                            "temporal_offset": arm.temporal_offset, "factors": arm.factors,
+                            "changes": list(arm.changes),
                             "optuna_study": optuna_study_name(cfg.name, arm.key), "epochs": study.epochs,
                             "best_trial": trial_id, "best_params": params, "best_val_psnr": value, "trials": mine}
     return results
@@ -624,7 +626,11 @@ def write_summary(paths: StudyPaths, study: ValidatedStudy, clock: StageClock, a
         "complete": test_table is not None,
         "config": study.config.to_dict(),
         "epochs_per_trial": study.epochs,
+        "design": study.config.arms.design,
+        "base_arm": next((a.key for a in study.arms if a.is_base), None),
         "arms": [{"key": a.key, "slug": a.slug, "window": a.window, "temporal_offset": a.temporal_offset,
+                  # every factor's value, and the factors in which it differs from the base arm
+                  "factors": a.factors, "changes": list(a.changes),
                   "experiment": str(paths.trials_dir),
                   "training_config": str(paths.arms_dir / f"{a.slug}.yaml"),
                   "optuna_study": arm_results.get(a.key, {}).get("optuna_study"),

@@ -8,7 +8,7 @@ LIFT training preset::
     lift:                      # the training config every trial starts from
       preset: default          # configs/default.yaml (a lift.config preset or path)
       overrides: {train.epochs: 3}
-    arms: {windows: [3, 7], offsets: [1, 2]}
+    arms: {windows: [3, 7], offsets: [1, 2]}   # or any factors, see below
     search:
       num_samples: 4           # Optuna trials per arm (equal budget)
       max_concurrent: 2        # trials of one arm running at once
@@ -23,6 +23,22 @@ LIFT training preset::
 Dotted overrides (``--set search.num_samples=3``) address the study; a key whose first part is a
 section of the LIFT config (``data``, ``model``, ``loss``, ``optim``, ``train``, ``eval``,
 ``logging``) is a training override and goes to ``lift.overrides``. Unknown keys are errors.
+
+Arms: ``arms.factors`` maps any LIFT config key to its levels, and ``arms.design`` says how they
+combine: ``grid`` (every combination) or ``one_at_a_time`` (the base arm, ``arms.base`` or each
+factor's first level, then for each factor each other level with only that factor changed)::
+
+    arms:
+      design: one_at_a_time
+      factors:
+        data.window: [15]
+        data.temporal_offset: [1]
+        loss.lpips: [0.1, 0.0]
+        model.quadratic_extrapolation: [true, false]
+
+``arms.windows`` / ``arms.offsets`` are the shorthand for the factors ``data.window`` /
+``data.temporal_offset`` (default ``[3, 7]`` and ``[1]`` when neither form names them). Arm names
+and the designs live in :mod:`lift.arms`.
 """
 
 from __future__ import annotations
@@ -30,18 +46,31 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lift.arms import (
+    OFFSET_KEY,
+    WINDOW_KEY,
+    ArmNameError,
+    arm_key,
+    arm_slug,
+    canonical,
+    changed_factors,
+    grid,
+    one_at_a_time,
+)
 from lift.config import (
     CONFIG_DIR,
     Config,
     ConfigError,
     apply_overrides,
     coerce_value,
+    field_type,
     load_config,
     nest_key,
     parse_override,
@@ -53,6 +82,25 @@ LIFT_SECTIONS = ("data", "model", "loss", "optim", "train", "eval", "logging")
 # Training keys the study owns: setting them through lift.overrides would break the protocol.
 STUDY_OWNED_KEYS = ("data.window", "data.temporal_offset", "data.eval_max_window", "data.eval_max_offset",
                     "train.seed", "train.val_every", "paths.run_dir")
+
+ARM_DESIGNS = ("grid", "one_at_a_time")
+# The window/offset factors when neither arms.windows/offsets nor arms.factors names them.
+DEFAULT_WINDOWS = [3, 7]
+DEFAULT_OFFSETS = [1]
+# Sections whose fields may be arm factors: what an arm trains. eval/logging/paths settings are
+# the same for every arm (they decide how arms are measured and where results go).
+FACTOR_SECTIONS = ("data", "model", "loss", "optim", "train")
+_SAME_SAMPLES = "it decides which samples are evaluated, and every arm is evaluated on the same sample ids"
+_SAME_BUDGET = "it sets the training budget, which is the same for every arm"
+# Fields of those sections that cannot be factors, and why.
+NOT_FACTORS: dict[str, str] = {
+    **dict.fromkeys(("data.dataset", "data.data_root", "data.gap", "data.eval_targets_per_video", "data.eval_crop",
+                     "data.frame_size", "data.max_sequences", "data.segment_length", "data.val_fraction",
+                     "data.test_fraction", "data.ucf_split", "data.on_bad_video"), _SAME_SAMPLES),
+    **dict.fromkeys(("train.epochs", "train.max_steps_per_epoch"), _SAME_BUDGET),
+    **dict.fromkeys((k for k in STUDY_OWNED_KEYS if k not in (WINDOW_KEY, OFFSET_KEY)),
+                    "the study sets it for every arm and trial"),
+}
 
 
 class StudyError(ValueError):
@@ -75,8 +123,15 @@ class LiftSection:
 
 @dataclass
 class ArmsSection:
-    windows: list[int] = field(default_factory=lambda: [3, 7])
-    offsets: list[int] = field(default_factory=lambda: [1])
+    # Shorthand for the factors data.window / data.temporal_offset; None: not given.
+    windows: list[int] | None = None
+    offsets: list[int] | None = None
+    # Any LIFT config key -> its levels, e.g. {"loss.lpips": [0.1, 0.0]}.
+    factors: dict[str, list[Any]] = field(default_factory=dict)
+    design: str = "grid"
+    # The base arm's values (default: each factor's first level): one_at_a_time changes one
+    # factor at a time from it; every arm records the factors in which it differs from it.
+    base: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -139,21 +194,44 @@ class StudyConfig:
 
 @dataclass(frozen=True)
 class Arm:
-    """One ablation arm: a window and (for window > 3) a temporal offset."""
+    """One ablation arm: a value for every factor of the study (window 3 with offset 1: its
+    offset means nothing)."""
     index: int
-    window: int
-    temporal_offset: int
+    values: tuple[tuple[str, Any], ...]
+    # The factors its name shows: window and offset always, other factors where the study has
+    # more than one level (a one-level factor is a constant of the study).
+    named: tuple[str, ...] = (WINDOW_KEY, OFFSET_KEY)
+    # The factors in which it differs from the study's base arm (none: it is the base arm).
+    changes: tuple[str, ...] = ()
+
+    @property
+    def factors(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    @property
+    def window(self) -> int:
+        return int(self.factors[WINDOW_KEY])
+
+    @property
+    def temporal_offset(self) -> int:
+        return int(self.factors[OFFSET_KEY])
+
+    @property
+    def is_base(self) -> bool:
+        return not self.changes
+
+    def _named_values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values if k in self.named}
 
     @property
     def key(self) -> str:
-        from lift.evaluate import arm_key
-
-        return arm_key(self.window, self.temporal_offset)
+        """Readable name (lift.arms.arm_key), e.g. ``window=15,offset=1,loss.lpips=0``."""
+        return arm_key(self._named_values())
 
     @property
     def slug(self) -> str:
-        """File-system and Ray-experiment-name friendly form of the key."""
-        return f"w{self.window}" if self.window == 3 else f"w{self.window}_o{self.temporal_offset}"
+        """File-system and Ray-experiment-name friendly form of the key: ``w3``, ``w15_o1``, ..."""
+        return arm_slug(self._named_values())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,7 +268,9 @@ def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
         if name not in fields:
             raise StudyError(f"unknown study key {key!r}; known keys here: {', '.join(sorted(fields))}")
         current = getattr(obj, name)
-        if dataclasses.is_dataclass(current):
+        if isinstance(obj, ArmsSection):
+            _merge_arms(obj, name, value, key)
+        elif dataclasses.is_dataclass(current):
             _merge_section(current, value, f"{key}.")
         elif name == "overrides":
             current.update({str(k): v for k, v in _mapping(value, key).items()})
@@ -211,6 +291,28 @@ def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
         else:
             tp = {"name": str, "preset": str}.get(name) or type(current)
             setattr(obj, name, _scalar(value, tp, key))
+
+
+def _merge_arms(arms: ArmsSection, name: str, value: Any, key: str) -> None:
+    """One field of the arms section; levels and base values are typed later, against the LIFT
+    config (validate_study_config), since their types are the config fields'."""
+    if name in ("windows", "offsets"):
+        setattr(arms, name, None if value is None else _int_list(value, key))
+    elif name == "design":
+        arms.design = _scalar(value, str, key)
+    else:  # factors, base: dotted LIFT keys; `key: null` removes one
+        current = getattr(arms, name)
+        for item, v in _mapping(value, key).items():
+            item = str(item)
+            if v is None:
+                current.pop(item, None)
+            elif name == "base":
+                current[item] = v
+            elif isinstance(v, (list, tuple)) and v:
+                current[item] = list(v)
+            else:
+                raise StudyError(f"{key}.{item}: got {v!r}; expected a non-empty list of levels "
+                                 f"(with the key dotted, e.g. {key}.loss.lpips: [0.1, 0.0])")
 
 
 def resolve_study_preset(name_or_path: str | Path) -> Path:
@@ -245,6 +347,10 @@ def apply_study_overrides(cfg: StudyConfig, overrides: list[str]) -> StudyConfig
         if key.startswith("search.space."):  # parameter names are dotted LIFT keys themselves
             _merge_section(out, {"search": {"space": {key.removeprefix("search.space."): value}}}, "")
             continue
+        if key.startswith(("arms.factors.", "arms.base.")):  # so are arm factors
+            section, item = key.removeprefix("arms.").split(".", 1)
+            _merge_section(out, {"arms": {section: {item: value}}}, "")
+            continue
         _merge_section(out, nest_key(key, value), "")
     return out
 
@@ -269,7 +375,12 @@ def load_study_config(preset: str | Path | None = "default", overrides: list[str
 
 
 def study_to_yaml(cfg: StudyConfig) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    """The study as YAML that `study_from_dict` reads back to the same study: a default search
+    parameter the study removed is written as null (removed again), not left out (back by default)."""
+    data = cfg.to_dict()
+    for name in SearchSection().space:
+        data["search"]["space"].setdefault(name, None)
+    return yaml.safe_dump(data, sort_keys=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,16 +394,6 @@ def _require(cond: bool, key: str, value: Any, expected: str) -> None:
 
 def validate_study_config(cfg: StudyConfig) -> StudyConfig:
     _require(bool(cfg.name) and "/" not in cfg.name, "name", cfg.name, "expected a non-empty name without '/'")
-    for w in cfg.arms.windows:
-        _require(w >= 3 and w % 2 == 1, "arms.windows", cfg.arms.windows,
-                 "expected odd integers >= 3 (3 = the RIFE triplet control arm)")
-    _require(len(set(cfg.arms.windows)) == len(cfg.arms.windows), "arms.windows", cfg.arms.windows,
-             "expected each window once")
-    for s in cfg.arms.offsets:
-        _require(s >= 1, "arms.offsets", cfg.arms.offsets, "expected integers >= 1")
-    _require(len(set(cfg.arms.offsets)) == len(cfg.arms.offsets), "arms.offsets", cfg.arms.offsets,
-             "expected each offset once")
-    _require(len(arms_of(cfg)) >= 1, "arms", cfg.arms, "expected at least one arm")
     _require(cfg.search.num_samples >= 1, "search.num_samples", cfg.search.num_samples, "expected >= 1")
     _require(cfg.search.max_concurrent >= 1, "search.max_concurrent", cfg.search.max_concurrent, "expected >= 1")
     _require(bool(cfg.search.space), "search.space", cfg.search.space, "expected at least one parameter to tune")
@@ -317,6 +418,7 @@ def validate_study_config(cfg: StudyConfig) -> StudyConfig:
         _require(not key.startswith(STUDY_OWNED_KEYS), f"lift.overrides.{key}", cfg.lift.overrides[key],
                  "this field is set by the study for each arm/trial; use arms.*, seed or the study folder instead")
     base = base_train_config(cfg)
+    _validate_arms(cfg, base)
     _require(cfg.asha.grace_period <= base.train.epochs, "asha.grace_period", cfg.asha.grace_period,
              f"expected <= train.epochs ({base.train.epochs})")
     for name, p in cfg.search.space.items():
@@ -336,15 +438,118 @@ def base_train_config(cfg: StudyConfig) -> Config:
         raise StudyError(f"lift (preset {cfg.lift.preset!r}, overrides {cfg.lift.overrides}): {err}") from None
 
 
+def _factor_where(cfg: StudyConfig, key: str) -> str:
+    """Where the study config states a factor, for messages."""
+    if key not in cfg.arms.factors:
+        if key == WINDOW_KEY:
+            return "arms.windows"
+        if key == OFFSET_KEY:
+            return "arms.offsets"
+    return f"arms.factors.{key}"
+
+
+def _raw_factors(cfg: StudyConfig) -> dict[str, list[Any]]:
+    """arms.factors with the window/offset shorthand (or its defaults) filled in."""
+    factors = dict(cfg.arms.factors)
+    for key, short, default in ((WINDOW_KEY, "windows", DEFAULT_WINDOWS), (OFFSET_KEY, "offsets", DEFAULT_OFFSETS)):
+        given = getattr(cfg.arms, short)
+        if given is not None and key in factors:
+            raise StudyError(f"arms.{short} and arms.factors.{key}: both given; arms.{short} is the shorthand "
+                             f"for the factor {key}: keep one")
+        factors.setdefault(key, list(given if given is not None else default))
+    return factors
+
+
+def _typed(key: str, value: Any, where: str) -> Any:
+    """A level or base value as the config field's type; StudyError naming `where` otherwise."""
+    try:
+        return coerce_value(value, field_type(key), where)
+    except ConfigError as err:
+        raise StudyError(str(err)) from None
+
+
+def arm_factors(cfg: StudyConfig) -> dict[str, list[Any]]:
+    """Every factor of the study (arms.factors plus the window/offset shorthand) with its levels
+    typed as the LIFT config field; window and offset levels sorted (arm order as always)."""
+    out = {}
+    for key, levels in _raw_factors(cfg).items():
+        where = _factor_where(cfg, key)
+        typed = [_typed(key, v, f"{where}[{i}]") for i, v in enumerate(levels)]
+        out[key] = sorted(typed) if key in (WINDOW_KEY, OFFSET_KEY) else typed
+    return out
+
+
+def _base_values(cfg: StudyConfig) -> dict[str, Any]:
+    return {key: _typed(key, cfg.arms.base.get(key, levels[0]),
+                        f"arms.base.{key}" if key in cfg.arms.base else f"{_factor_where(cfg, key)}[0]")
+            for key, levels in _raw_factors(cfg).items()}
+
+
+def base_arm_values(cfg: StudyConfig) -> dict[str, Any]:
+    """The base arm: arms.base where given, else each factor's first level as written."""
+    return canonical(_base_values(cfg))
+
+
 def arms_of(cfg: StudyConfig) -> list[Arm]:
-    """window x offset, with window 3 once: it has no references, so its offset means nothing."""
-    pairs: list[tuple[int, int]] = []
-    for w in sorted(cfg.arms.windows):
-        if w == 3:
-            pairs.append((3, 1))
-        else:
-            pairs.extend((w, s) for s in sorted(cfg.arms.offsets))
-    return [Arm(i, w, s) for i, (w, s) in enumerate(pairs)]
+    """The study's arms by arms.design (lift.arms.grid / one_at_a_time); window-3 arms that differ
+    only in the offset are one arm (it has no references, so its offset means nothing)."""
+    factors, base = arm_factors(cfg), base_arm_values(cfg)
+    if cfg.arms.design == "one_at_a_time":
+        values = one_at_a_time(factors, base)
+    else:
+        values = grid(factors)
+    named = tuple(k for k in factors if k in (WINDOW_KEY, OFFSET_KEY) or len(factors[k]) > 1)
+    return [Arm(i, tuple(v.items()), named, tuple(changed_factors(v, base))) for i, v in enumerate(values)]
+
+
+def _validate_arms(cfg: StudyConfig, base: Config) -> None:
+    """Every factor a trainable LIFT field with valid, distinct levels of its type, neither tuned
+    nor overridden; a base arm made of its levels; distinct arm names."""
+    _require(cfg.arms.design in ARM_DESIGNS, "arms.design", cfg.arms.design,
+             f"expected one of {', '.join(ARM_DESIGNS)}")
+    raw = _raw_factors(cfg)
+    for key, levels in raw.items():
+        where = _factor_where(cfg, key)
+        if key.split(".", 1)[0] not in FACTOR_SECTIONS or "." not in key:
+            raise StudyError(f"{where}: expected a {', '.join(s + '.<field>' for s in FACTOR_SECTIONS)} key, what an "
+                             "arm trains (eval, logging and paths settings are the same for every arm)")
+        try:
+            tp = field_type(key)
+        except ConfigError as err:
+            raise StudyError(f"{where}: {err}") from None
+        if key in NOT_FACTORS:
+            raise StudyError(f"{where}: {key} cannot be an arm factor: {NOT_FACTORS[key]}")
+        if key in cfg.search.space:
+            raise StudyError(f"{where}: {key} is also in search.space; a key is either an arm factor or tuned, "
+                             f"not both (remove search.space.{key} or the factor)")
+        if key in cfg.lift.overrides:
+            raise StudyError(f"{where}: {key} is also in lift.overrides; the factor sets it for each arm "
+                             f"(remove lift.overrides.{key})")
+        if typing.get_origin(tp) is list:
+            raise StudyError(f"{where}: {key} holds a list; a list-valued field cannot be a factor (an arm name "
+                             "holds one value per key)")
+        typed = [_typed(key, v, f"{where}[{i}]") for i, v in enumerate(levels)]
+        for i, level in enumerate(typed):
+            try:
+                apply_overrides(base, {key: level})
+            except ConfigError as err:
+                raise StudyError(f"{where}[{i}]: {str(err).removeprefix(f'{key}: ')}") from None
+        _require(len({repr(v) for v in typed}) == len(typed), where, levels, "expected each level once")
+    for key in cfg.arms.base:
+        _require(key in raw, f"arms.base.{key}", cfg.arms.base[key],
+                 f"expected a factor of the study ({', '.join(raw)})")
+    base_values = _base_values(cfg)
+    for key, levels in arm_factors(cfg).items():
+        _require(base_values[key] in levels, f"arms.base.{key}", base_values[key],
+                 f"expected one of its levels {levels}")
+    try:
+        arms = arms_of(cfg)
+        slugs = [a.slug for a in arms]
+    except ArmNameError as err:
+        raise StudyError(f"arms: {err}") from None
+    _require(len(arms) >= 1, "arms", cfg.arms, "expected at least one arm")
+    _require(len(set(slugs)) == len(slugs), "arms", [a.key for a in arms],
+             "expected arm names that stay distinct as folder names (lift.arms.arm_slug)")
 
 
 def eval_extent(cfg: StudyConfig) -> tuple[int, int]:
@@ -358,8 +563,7 @@ def arm_train_config(cfg: StudyConfig, arm: Arm, params: dict[str, Any] | None =
     """The training config of one trial of `arm` (with search values `params` applied)."""
     max_w, max_s = eval_extent(cfg)
     values: dict[str, Any] = {
-        "data.window": arm.window,
-        "data.temporal_offset": arm.temporal_offset,
+        **arm.factors,  # data.window, data.temporal_offset and every other factor
         "data.eval_max_window": max_w,
         "data.eval_max_offset": max_s,
         # ASHA's time attribute is the report count: one report per epoch keeps it in epochs.

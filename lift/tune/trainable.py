@@ -157,6 +157,8 @@ def lift_trainable(config: dict[str, Any], arm_configs: dict[str, dict[str, Any]
             ray.tune.report(payload)
 
     evaluate_split = "test" if study["stage"] == TEST_STAGE else "val"
-    result = fit(cfg, reporter=reporter, resume_from=resume_from, evaluate_split=evaluate_split, trial_id=trial_id)
+    # The study's arm name (it may name more factors than window and offset) labels every table row.
+    result = fit(cfg, reporter=reporter, resume_from=resume_from, evaluate_split=evaluate_split, trial_id=trial_id,
+                 arm=study["arm"])
     timing.update(epoch=result.epochs_completed, finished=True,
                   samples=str(result.samples_path.relative_to(run_dir)) if result.samples_path else None)

@@ -195,9 +195,10 @@ def test_final_evaluation_on_the_test_split_and_resuming_a_finished_run(tiny) ->
     from lift.data import build_dataset
 
     cfg = tiny("confirm", **{"train.epochs": 1, "train.max_steps_per_epoch": 2})
-    result = fit(cfg, evaluate_split="test")
+    # A study labels the rows with its arm name, which may name more than window and offset.
+    result = fit(cfg, evaluate_split="test", arm="window=3,loss.lpips=0")
     table = pd.read_parquet(result.samples_path)
-    assert set(table["split"]) == {"test"}
+    assert set(table["split"]) == {"test"} and set(table["arm"]) == {"window=3,loss.lpips=0"}
     assert list(table["sample_id"]) == build_dataset(cfg.data, "test", train=False).sample_ids
     assert result.final_metrics["psnr"] == pytest.approx(table["psnr"].mean())
 
@@ -206,3 +207,4 @@ def test_final_evaluation_on_the_test_split_and_resuming_a_finished_run(tiny) ->
     assert again.history == [] and again.step == result.step
     val = pd.read_parquet(again.samples_path)
     assert set(val["split"]) == {"val"} and val["psnr"].mean() == pytest.approx(result.best_val_psnr)
+    assert set(val["arm"]) == {"window=3"}  # the default: arm_key(window, temporal_offset)

@@ -34,6 +34,32 @@ def test_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_st
     assert not out.exists()
 
 
+def test_a_factor_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_study, capsys) -> None:
+    out = tmp_path / "study"
+    argv = ["--out", str(out), *_sets(tiny_study), *_sets(["arms.windows=null", "arms.offsets=null",
+            "arms.design=one_at_a_time", "arms.factors.data.window=[15,3]", "arms.factors.data.temporal_offset=[1,4]",
+            "arms.factors.model.refine=[true,false]"])]
+    assert _cli().main(argv) == 2
+    err = capsys.readouterr().err
+    assert "window=15" in err and "temporal_offset=4" in err and "51" in err and "24" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("factor, words", [
+    ("arms.factors.loss.lpipz=[0,0.1]", ["arms.factors.loss.lpipz", "unknown config key"]),
+    ("arms.factors.loss.lpips=[0,0.1]", ["arms.factors.loss.lpips", "search.space"]),
+    ("arms.factors.model.refine=[true,maybe]", ["arms.factors.model.refine[1]", "true or false"]),
+    ("arms.windows=[3,4]", ["arms.windows[1]", "odd"]),
+])
+def test_misconfigured_factors_fail_before_ray(tmp_path: Path, tiny_study, factor: str, words: list[str],
+                                                capsys) -> None:
+    out = tmp_path / "study"
+    assert _cli().main(["--out", str(out), *_sets(tiny_study), "--set", factor]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert not out.exists()
+
+
 def test_gpus_the_cluster_lacks_fail_before_any_trial(ray_session: str, tmp_path: Path, tiny_study, capsys) -> None:
     out = tmp_path / "study"
     assert _cli().main(["--out", str(out), "--gpus-per-trial", "0.5", *_sets(tiny_study)]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from lift.tune.study_config import (
     StudyError,
@@ -11,6 +12,8 @@ from lift.tune.study_config import (
     confirm_seeds,
     eval_extent,
     load_study_config,
+    study_from_dict,
+    study_to_yaml,
 )
 
 
@@ -22,6 +25,12 @@ def test_presets_load_and_define_arms() -> None:
     # Window 3 once (its offset means nothing), every other window with every offset.
     assert keys.count("window=3") == 1 and len(keys) == 1 + 2 * 3
     assert ucf.resources.gpus_per_trial == 0.25
+    # The component ablation: the window-15 base, then the window, two loss terms and a model
+    # option each changed alone.
+    ablation = arms_of(load_study_config("ablation"))
+    assert ablation[0].key == "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=true"
+    assert [a.changes for a in ablation[1:]] == [("data.window",), ("loss.census",), ("loss.lpips",),
+                                                 ("model.quadratic_extrapolation",)]
 
 
 def test_every_arm_evaluates_on_the_largest_window_and_offset() -> None:
@@ -78,3 +87,124 @@ def test_invalid_settings_name_the_key(override: list[str], words: list[str]) ->
 def test_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(StudyError, match="presets: .*default.*ucf101"):
         load_study_config("nope")
+
+
+# ---------------------------------------------------------------------------------------------
+# Any factor is an arm: arms.factors and arms.design
+# ---------------------------------------------------------------------------------------------
+
+# Two loss terms and a model option around window 15 (loss.lpips and loss.census leave the search).
+ABLATION = ["arms.windows=null", "arms.offsets=null", "arms.factors.data.window=[15]",
+            "arms.factors.data.temporal_offset=[1]", "arms.factors.loss.lpips=[0.1,0]",
+            "arms.factors.loss.census=[0.1,0]", "arms.factors.model.quadratic_extrapolation=[true,false]",
+            "search.space.loss.lpips=null", "search.space.loss.census=null"]
+BASE = "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=true"
+
+
+def test_one_at_a_time_is_the_base_and_one_change_per_factor_level() -> None:
+    cfg = load_study_config("default", ABLATION + ["arms.design=one_at_a_time"])
+    arms = arms_of(cfg)
+    assert [a.key for a in arms] == [
+        BASE,
+        "window=15,offset=1,loss.census=0,loss.lpips=0.1,model.quadratic_extrapolation=true",
+        "window=15,offset=1,loss.census=0.1,loss.lpips=0,model.quadratic_extrapolation=true",
+        "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=false",
+    ]
+    assert [a.changes for a in arms] == [(), ("loss.census",), ("loss.lpips",), ("model.quadratic_extrapolation",)]
+    assert arms[0].is_base and [a.index for a in arms] == [0, 1, 2, 3]
+    assert arms[3].slug == "w15_o1_loss.census-0.1_loss.lpips-0.1_model.quadratic_extrapolation-false"
+    # Each arm trains its own values; everything else is the study's.
+    tcfg = arm_train_config(cfg, arms[2], {"optim.lr": 1e-3})
+    assert (tcfg.loss.lpips, tcfg.loss.census, tcfg.model.quadratic_extrapolation) == (0.0, 0.1, True)
+    assert (tcfg.data.window, tcfg.data.temporal_offset, tcfg.optim.lr) == (15, 1, 1e-3)
+    assert eval_extent(cfg) == (15, 1)
+
+
+def test_grid_is_every_combination() -> None:
+    cfg = load_study_config("default", ABLATION)
+    arms = arms_of(cfg)
+    assert cfg.arms.design == "grid" and len(arms) == 2 * 2 * 2 and arms[0].key == BASE
+    assert len({a.key for a in arms}) == 8
+    assert sorted(len(a.changes) for a in arms) == [0, 1, 1, 1, 2, 2, 2, 3]
+
+
+def test_a_base_other_than_the_first_levels() -> None:
+    cfg = load_study_config("default", ABLATION + ["arms.design=one_at_a_time", "arms.base.loss.lpips=0"])
+    arms = arms_of(cfg)
+    assert arms[0].factors["loss.lpips"] == 0.0 and len(arms) == 4
+    assert [a.changes for a in arms[1:]] == [("loss.census",), ("loss.lpips",), ("model.quadratic_extrapolation",)]
+    assert arms[2].factors["loss.lpips"] == 0.1
+
+
+def test_window_and_offset_shorthand_equals_the_factors() -> None:
+    short = load_study_config("default", ["arms.windows=[15,3]", "arms.offsets=[2,1]"])
+    long = load_study_config("default", ["arms.windows=null", "arms.offsets=null", "arms.factors.data.window=[15,3]",
+                                         "arms.factors.data.temporal_offset=[2,1]"])
+    assert [(a.key, a.slug) for a in arms_of(short)] == [(a.key, a.slug) for a in arms_of(long)] == [
+        ("window=3", "w3"), ("window=15,offset=1", "w15_o1"), ("window=15,offset=2", "w15_o2")]
+    assert [arm_train_config(short, a).to_dict() for a in arms_of(short)] == \
+           [arm_train_config(long, a).to_dict() for a in arms_of(long)]
+
+
+def test_window_3_ignores_the_offset_in_any_design() -> None:
+    cfg = load_study_config("default", ["arms.windows=null", "arms.offsets=null", "arms.design=one_at_a_time",
+                                        "arms.factors.data.window=[3,15]", "arms.factors.data.temporal_offset=[1,2]",
+                                        "arms.factors.model.refine=[true,false]"])
+    assert [a.key for a in arms_of(cfg)] == ["window=3,model.refine=true", "window=15,offset=1,model.refine=true",
+                                             "window=3,model.refine=false"]
+
+
+@pytest.mark.parametrize("override, words", [
+    (["arms.factors.loss.lpipz=[0,0.1]"], ["arms.factors.loss.lpipz", "unknown config key"]),
+    (["arms.factors.loss.lpips=[0,0.1]"], ["arms.factors.loss.lpips", "search.space"]),
+    (["search.space.loss.lpips=null", "arms.factors.loss.lpips=[0,high]"], ["arms.factors.loss.lpips[1]", "number"]),
+    (["arms.factors.model.quadratic_extrapolation=[true,2]"], ["arms.factors.model.quadratic_extrapolation[1]",
+                                                                "true or false"]),
+    (["arms.factors.model.block_depth=[2,2.5]"], ["arms.factors.model.block_depth[1]", "integer"]),
+    (["arms.windows=null", "arms.factors.data.window=[3,4]"], ["arms.factors.data.window[1]", "odd"]),
+    (["arms.windows=[3,4]"], ["arms.windows[1]", "odd"]),
+    (["arms.factors.data.window=[15]"], ["arms.windows", "arms.factors.data.window", "both"]),
+    (["arms.factors.loss.smoothness=[-1,0]", "search.space.loss.smoothness=null"],
+     ["arms.factors.loss.smoothness[0]", "non-negative"]),
+    (["arms.factors.model.refine=[true,true]"], ["arms.factors.model.refine", "each level once"]),
+    (["arms.factors.model.refine=true"], ["arms.factors.model.refine", "list of levels"]),
+    (["arms.factors.eval.lpips=[true,false]"], ["arms.factors.eval.lpips", "what an arm trains"]),
+    (["arms.factors.data.gap=[2,4]"], ["arms.factors.data.gap", "same sample ids"]),
+    (["arms.factors.train.epochs=[1,2]"], ["arms.factors.train.epochs", "budget"]),
+    (["arms.factors.train.seed=[1,2]"], ["arms.factors.train.seed", "the study sets it"]),
+    (["arms.factors.data.crop_size=[[32,32]]"], ["arms.factors.data.crop_size", "list"]),
+    (["model.refine=false", "arms.factors.model.refine=[true,false]"], ["arms.factors.model.refine",
+                                                                        "lift.overrides"]),
+    (["arms.design=fractional"], ["arms.design", "one_at_a_time"]),
+    (["arms.base.model.refine=false"], ["arms.base.model.refine", "factor of the study"]),
+    (["arms.factors.model.refine=[true]", "arms.base.model.refine=false"], ["arms.base.model.refine",
+                                                                            "one of its levels"]),
+])
+def test_misconfigured_factors_are_refused_naming_the_key(override: list[str], words: list[str]) -> None:
+    with pytest.raises(StudyError) as err:
+        load_study_config("default", override)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_factors_from_a_study_file(tmp_path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text("arms:\n  design: one_at_a_time\n  factors:\n    data.window: [15]\n"
+                    "    model.quadratic_extrapolation: [true, false]\n")
+    cfg = load_study_config(path)
+    assert [a.key for a in arms_of(cfg)] == ["window=15,offset=1,model.quadratic_extrapolation=true",
+                                             "window=15,offset=1,model.quadratic_extrapolation=false"]
+    path.write_text("arms:\n  factors:\n    loss:\n      lpips: [0, 0.1]\n")
+    with pytest.raises(StudyError, match=r"arms.factors.loss: .*expected a non-empty list of levels"):
+        load_study_config(path)
+
+
+@pytest.mark.parametrize("preset, overrides", [("default", []), ("ablation", ["arms.base.loss.lpips=0"]),
+                                               ("default", ["search.space.loss.census=null"])])
+def test_the_stored_study_reads_back_to_the_same_study(preset: str, overrides: list[str]) -> None:
+    """What a resume compares: study.yaml read back must be the study, removed search parameters
+    and arm factors included."""
+    cfg = load_study_config(preset, overrides)
+    back = study_from_dict(yaml.safe_load(study_to_yaml(cfg)))
+    assert back.identity() == cfg.identity()
+    assert [a.key for a in arms_of(back)] == [a.key for a in arms_of(cfg)]
