@@ -1,4 +1,4 @@
-# Two entry points: `make study` (the main job) and `make test`.
+# Two entry points: `make study` (the main job: the known-answer control studies) and `make test`.
 # The virtual environment lives outside the clone, keyed by a hash of what it installs, so a fresh
 # clone with an unchanged pyproject.toml reuses it (CI builds it once; torch alone takes minutes).
 PYTHON ?= python3
@@ -15,11 +15,12 @@ VENV := $(VENV_ROOT)/$(ENV_HASH)
 VPY := $(VENV)/bin/python
 # The editable install points at one clone; re-point it when the clone moves (CI clones elsewhere).
 CLONE_STAMP := $(VENV)/.clone-$(shell echo $(CURDIR) | sha256sum | cut -c1-16)
-STUDY_OUT ?= runs/default-study
-REPORT_OUT ?= reports/default-study
+# make study writes only under runs/ (ignored); make example-reports rewrites the committed reports/.
+STUDY_ROOT ?= runs
+STUDY_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv study test report clean-venvs
+.PHONY: venv study example-reports test clean-venvs
 
 # No file prerequisites: a fresh clone has new mtimes, the hash in the path is the key.
 $(VENV)/.installed:
@@ -40,8 +41,12 @@ $(CLONE_STAMP): $(VENV)/.installed
 
 venv: $(CLONE_STAMP)
 
+# The main job: the known-answer control studies (positive, then negative) and their summary.
 study: venv
-	$(VPY) studies/context_ablation.py --out $(STUDY_OUT) --report-out $(REPORT_OUT) --resume
+	$(VPY) studies/known_answer_controls.py --out-root $(STUDY_ROOT) $(STUDY_ARGS)
+
+example-reports: venv
+	$(VPY) studies/known_answer_controls.py --out-root $(STUDY_ROOT)/example --report-root reports $(STUDY_ARGS)
 
 test: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)

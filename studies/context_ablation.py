@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="study key (search.max_concurrent=4) or training key (train.epochs=10); repeatable")
     p.add_argument("--report-out", default=None, help="report folder (default: reports/<study folder name>)")
     p.add_argument("--no-report", action="store_true", help="do not run python -m lift.report at the end")
-    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Ray Tune console verbosity")
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
+                   help="Ray Tune's own console output (default 0: only the study's line per finished trial)")
     return p
 
 
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
 
+    from lift.tune.console import TrialLines
     from lift.tune.ray_setup import connect, disconnect
     from lift.tune.study import StudyInterrupted, format_overhead, run_study
 
@@ -156,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     print(session.describe(), flush=True)
     report_dir = Path(args.report_out) if args.report_out else Path("reports") / out.name
     try:
+        n_arms = len(validated.arms)
+        lines = TrialLines({"tune": n_arms * cfg.search.num_samples, "confirm": n_arms * cfg.confirm.seeds},
+                           epochs=validated.epochs)
         outcome = run_study(cfg, out, resume=args.resume, verbose=args.verbose, report_dir=report_dir,
-                            validated=validated)
+                            validated=validated, callbacks=[lines])
     except StudyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2 if not (out / "study.yaml").is_file() else 1
