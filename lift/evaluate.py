@@ -47,7 +47,7 @@ from lift.metrics.image import psnr, ssim
 from lift.metrics.lpips import load_lpips, lpips_distance
 
 SAMPLES_FILE = "samples.parquet"
-ID_COLUMNS = ("sample_id", "video_id", "target_index", "timestep")
+ID_COLUMNS = ("sample_id", "video_id", "cluster_id", "target_index", "timestep")
 RUN_COLUMNS = ("arm", "split", "seed", "trial_id")
 IMAGE_METRICS = ("psnr", "ssim", "lpips")
 FLOW_GT_METRICS = ("epe", "epe_gt1", "epe_gt3")
@@ -189,6 +189,7 @@ def _rows(batch: dict[str, Any], metrics: dict[str, np.ndarray], run: dict[str, 
     n = int(batch["target"].shape[0])
     ids = _as_list(batch["sample_id"], n)
     videos = _as_list(batch["video_id"], n)
+    clusters = _as_list(batch["cluster_id"], n)
     targets = _as_list(batch["target_index"], n)
     timesteps = _as_list(batch["timestep"], n)
     rows = []
@@ -196,6 +197,7 @@ def _rows(batch: dict[str, Any], metrics: dict[str, np.ndarray], run: dict[str, 
         row: dict[str, Any] = {
             "sample_id": str(ids[i]),
             "video_id": str(videos[i]),
+            "cluster_id": str(clusters[i]),
             "target_index": int(targets[i]),
             "timestep": float(timesteps[i]),
         }
@@ -215,7 +217,7 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = df[ordered]
     df["target_index"] = df["target_index"].astype("int64")
     df["seed"] = df["seed"].astype("int64")
-    for col in ("sample_id", "video_id", "arm", "split", "trial_id"):
+    for col in ("sample_id", "video_id", "cluster_id", "arm", "split", "trial_id"):
         df[col] = df[col].astype(str)
     return df
 

@@ -50,7 +50,8 @@ class Windows(Dataset):
         frames = self.frames[[t + o for o in offsets]]
         item = {"frames": frames, "times": torch.tensor(self.spec.input_times(self.a)),
                 "target": self.frames[t], "timestep": torch.tensor(self.spec.timestep(self.a)),
-                "sample_id": sample_id(self.name, "carphone", t), "video_id": "carphone", "target_index": t}
+                "sample_id": sample_id(self.name, "carphone", t), "video_id": "carphone", "cluster_id": "carphone",
+                "target_index": t}
         if self.with_flow:
             n, _, h, w = frames.shape
             item["flow_gt"] = torch.zeros(n, 2, h, w)
@@ -140,7 +141,8 @@ def test_model_and_baseline_tables_share_ids_columns_and_code(clip):
     for table in (df, base):
         assert set(REQUIRED_COLUMNS) <= set(table.columns)
         assert table["lpips"].isna().all()  # disabled in this config, and said so by NaN
-    assert list(df.columns[:7]) == ["sample_id", "video_id", "target_index", "timestep", "psnr", "ssim", "lpips"]
+    assert list(df.columns[:8]) == ["sample_id", "video_id", "cluster_id", "target_index", "timestep", "psnr", "ssim",
+                                    "lpips"]
     assert {"epe", "epe_gt1", "epe_gt3", "warp_error", "window", "temporal_offset"} <= set(df.columns)
     expected_ids = [sample_id("testclip", "carphone", t) for t in data.targets]
     assert df["sample_id"].tolist() == expected_ids
