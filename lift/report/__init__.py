@@ -1,6 +1,7 @@
-"""Paired, video-level significance report for LIFT studies (``python -m lift.report``).
+"""The significance report of LIFT studies (``python -m lift.report``, STATISTICS.md version 2).
 
-Library use: :mod:`lift.report.stats` has the tests on plain arrays; :func:`load_study` reads and
+Library use: :mod:`lift.report.decision` has the decision on arrays (also run by the calibration);
+:mod:`lift.report.stats` has the descriptive tests on plain arrays; :func:`load_study` reads and
 validates per-sample tables; :func:`analyse` runs every comparison; :func:`write_report` writes
 report.md, results.json, tables and plots; :func:`make_report` does all of it.
 """
