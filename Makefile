@@ -41,7 +41,7 @@ $(CLONE_STAMP): $(VENV)/.installed
 venv: $(CLONE_STAMP)
 
 study: venv
-	$(VPY) studies/context_ablation.py --out $(STUDY_OUT) --report-out $(REPORT_OUT) --resume
+	$(VPY) studies/context_ablation.py --out $(STUDY_OUT) --report-out $(REPORT_OUT) --resume --allow-underpowered
 
 test: venv
 	$(VPY) -m pytest $(PYTEST_ARGS)

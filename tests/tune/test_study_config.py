@@ -78,3 +78,22 @@ def test_invalid_settings_name_the_key(override: list[str], words: list[str]) ->
 def test_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(StudyError, match="presets: .*default.*ucf101"):
         load_study_config("nope")
+
+
+def test_report_section_and_budget_rule() -> None:
+    cfg = load_study_config("default", ["report.endpoints=[lpips,psnr]", "report.procedure=holm",
+                                        "report.sesoi={psnr: 0.3}", "arms.windows=[3,15]", "arms.offsets=[1,2,4]",
+                                        "search.num_samples=5"])
+    fam = cfg.report.family()
+    assert fam.endpoints == ("lpips", "psnr") and fam.procedure == "holm" and fam.sesoi_of("psnr") == 0.3
+    from lift.tune.study_config import trials_per_arm
+
+    assert trials_per_arm(cfg) == {"window=3": 15, "window=15,offset=1": 5, "window=15,offset=2": 5,
+                                   "window=15,offset=4": 5}
+    assert load_study_config("default").confirm.seeds == 3
+    for override, words in ((["report.procedure=bonferroni"], "report.procedure"),
+                            (["report.endpoints=[psnr,fid]"], "report.endpoints"),
+                            (["report.alpha=1.5"], "report.alpha"),
+                            (["report.sesoi={psnr: -1}"], "report.sesoi.psnr")):
+        with pytest.raises(StudyError, match=words):
+            load_study_config("default", override)
