@@ -163,6 +163,31 @@ def test_model_and_baseline_tables_share_ids_columns_and_code(clip):
     pd.testing.assert_frame_equal(df, again)
 
 
+def test_predicted_frames_of_the_panel_samples_are_kept(clip, tmp_path):
+    """The confirm stage keeps the frames of a fixed subset of sample ids for the report's frames panel."""
+    import json
+
+    from PIL import Image
+
+    from lift.evaluate import FRAMES_INDEX, panel_sample_ids
+
+    data = Windows(clip, window=5)
+    data.sample_ids = [sample_id(data.name, "carphone", t) for t in data.targets]
+    loader = DataLoader(data, batch_size=3)
+    kw = dict(device="cpu", eval_cfg=NO_LPIPS, arm=arm_key(5, 1), split="test", seed=7, trial_id="t0", progress=False)
+    evaluate_model(BlendNet(window=5), loader, frames_dir=tmp_path / "frames", **kw)
+    index = json.loads((tmp_path / "frames" / FRAMES_INDEX).read_text())
+    wanted = panel_sample_ids(data.sample_ids, 4)
+    assert wanted <= set(index) and len(index) == min(len(data.sample_ids), 12)
+    assert panel_sample_ids(list(reversed(data.sample_ids)), 4) == wanted  # order-independent: same for every arm
+    sid = sorted(index)[0]
+    t = data.targets[data.sample_ids.index(sid)]
+    target = np.asarray(Image.open(tmp_path / "frames" / index[sid]["target"]))
+    assert target.shape == (clip.shape[2], clip.shape[3], 3)
+    expected = (clip[t].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(target.astype(int) - expected.astype(int)).max() <= 1
+
+
 def test_off_centre_timesteps_reach_the_table(clip):
     loader = DataLoader(Windows(clip, window=3, gap=4, a=1), batch_size=4)
     df = evaluate_baselines(loader, eval_cfg=NO_LPIPS, split="test", progress=False)

@@ -190,6 +190,14 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
             "sample-level Wilcoxon treats every frame as independent.", ""]
     if "forest" in plots:
         out += ["## Effects overview", "", f"![forest]({plots['forest']})", ""]
+    out += ["## Frames", ""]
+    if "frames" in plots:
+        out += ["Ground truth, control, treatment and their absolute errors, for the test samples (among the fixed "
+                "subset whose predictions the confirm stage keeps) where the primary comparison's arms differ most "
+                "and least on the first endpoint:", "", f"![frames panel]({plots['frames']})", ""]
+    else:
+        out += ["No frames panel: no confirm run of both primary arms kept predicted frames (`frames/index.json` "
+                "beside its samples.parquet), or plots were not written.", ""]
     if "metric_vs_window" in plots:
         out += ["## Metric vs window and offset", "", f"![metric vs window]({plots['metric_vs_window']})", ""]
 
@@ -294,6 +302,14 @@ def write_report(analysis: Analysis, out_dir: Path, *, make_plots: bool = True) 
         tested = [c for c in comps if c["family"] != "sanity"]
         plot_paths["forest"] = P.plot_forest(tested, plots_dir / "forest.png", analysis.options.level) \
             .relative_to(out_dir).as_posix()
+        primary = [c for c in comps if c["family"] == "primary"]
+        if primary:
+            from lift.report.frames import write_frames_panel
+
+            panel, chosen = write_frames_panel(analysis.study, primary[0], plots_dir / "frames_panel.png")
+            if panel is not None:
+                plot_paths["frames"] = panel.relative_to(out_dir).as_posix()
+                write_table(chosen, tables_dir, "frames_panel")
         mvw = P.plot_metric_vs_window(analysis.tables["arms"], analysis.results["metrics"], plots_dir / "metric_vs_window.png")
         if mvw is not None:
             plot_paths["metric_vs_window"] = mvw.relative_to(out_dir).as_posix()
