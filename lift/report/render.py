@@ -134,7 +134,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
         f"{display(m)} {'↑' if r['metric_direction'][m] > 0 else '↓'}" for m in r["metrics"]))
     fam, des = r["family"], r["design"]
     order = " → ".join(display(m) for m in fam["endpoints"])
-    out.append(f"- Family (from the study config): alpha = {fam['alpha']:g}; primary endpoints "
+    out.append(f"- Family (the study config's `report:` section, or the default when the study has none): alpha = {fam['alpha']:g}; primary endpoints "
                + (f"in fixed sequence {order}" if fam["procedure"] == "fixed_sequence" else f"Holm over {order}")
                + "; harm check on every endpoint; secondary family (Holm) tested only when H0 is rejected; "
                "smallest effects of interest " + ", ".join(f"{display(m)} {v:g}" for m, v in fam["sesoi"].items()))

@@ -1,4 +1,7 @@
-"""Paired, video-level statistics for comparing two arms (see shared/design/STATISTICS.md).
+"""Paired statistics on plain arrays of per-unit differences (see shared/design/STATISTICS.md).
+
+The report's decision lives in :mod:`lift.report.decision` (per-cluster, seeds random); the functions
+here give the descriptive tests and effect sizes it shows beside it, on the per-cluster differences.
 
 Every function here takes plain arrays and returns plain numbers or small dataclasses, so other
 studies can reuse them without the rest of the report. Conventions:
@@ -139,6 +142,8 @@ def sign_flip_permutation(
     arr = np.asarray(d, dtype=float)
     if arr.size == 0 or not np.any(arr != 0):
         return PermutationResult(1.0, True, 1)
+    if arr.size == 1:  # two sign patterns; scipy needs two observations
+        return PermutationResult(0.5 if arr[0] > 0 else 1.0, True, 2)
     exact = arr.size <= exact_max_n
     resamples = 2 ** arr.size if exact else max(int(n_resamples), 1)
     res = stats.permutation_test(

@@ -106,6 +106,11 @@ def test_too_few_sources_cannot_reject_by_design(tmp_path, synth):
     results = json.loads((out / "results.json").read_text())
     assert results["verdict"] == "cannot reject by design" and results["design"]["clusters_needed"] == 5
     assert "with 3 independent source(s) the smallest achievable p is 0.125" in results["decision"]
+    # One source (the embedded default's test split): still a report, with the same verdict.
+    root = synth.build_study(tmp_path / "one", n_videos=2)
+    assert main([str(root), "--out", str(tmp_path / "r1"), "--n_permutations", "200"]) == 0
+    results = json.loads((tmp_path / "r1" / "results.json").read_text())
+    assert results["verdict"] == "cannot reject by design" and results["comparisons"][0]["n_clusters"] == 1
 
 
 def test_family_from_the_study_summary(tmp_path, synth):

@@ -186,3 +186,8 @@ def test_power_theory_matches_statsmodels():
         ref = TTestPower().power(effect_size=effect, nobs=n, alpha=0.05, alternative="larger")
         assert ours == pytest.approx(ref, rel=1e-6)
     assert stats.wilcoxon_power_approx(0.5, 1.0, 20) < stats.t_test_power(0.5, 1.0, 20)
+
+
+def test_permutation_with_one_unit_is_exact():
+    assert stats.sign_flip_permutation([0.3]).pvalue == 0.5
+    assert stats.sign_flip_permutation([-0.3]).pvalue == 1.0
