@@ -574,7 +574,8 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
     _decide_secondary([c for c in comps if c["family"] == "secondary"], reject, family.alpha)
     if sanity is not None:
         _decide_secondary([sanity], True, family.alpha)  # a point check; its tests are shown, not used
-        sanity["sanity_ok"] = bool(sanity["metrics"][0]["mean_diff"] * sanity["metrics"][0]["direction"] > 0)
+        checked = [c["sanity_ok"] for c in prim if c.get("sanity_ok") is not None]
+        sanity["sanity_ok"] = checked[0] if checked else None
         for d in sanity["metrics"]:
             d["sesoi_status"] = "sanity check (not a test of H0)"
 

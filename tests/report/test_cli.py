@@ -194,3 +194,16 @@ def test_inf_psnr_end_to_end(tmp_path, synth):
     psnr = results["comparisons"][0]["metrics"][0]
     assert psnr["mean_control"] is not None and psnr["mean_control"] < 80
     assert "3 sample(s) had PSNR above the ceiling" in (out / "report.md").read_text()
+
+
+def test_control_losing_to_blend_is_inconclusive(tmp_path, synth):
+    root = synth.build_study(tmp_path / "s", arms_gain={"window=3": 0.0, "window=15,offset=1": 1.0}, baselines=False)
+    samples = synth.sample_ids([f"clip{i:02d}" for i in range(16)], (4, 9, 14))
+    synth.write(synth.make_rows("baseline=blend", samples, gain_db=3.0, rng_seed=51, flow=False), root / "baselines")
+    out = tmp_path / "r"
+    assert main([str(root), "--out", str(out), "--no_plots", "--n_permutations", "200"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["verdict"] == "inconclusive" and results["reject_h0"] is False
+    assert "the control does not beat blending" in results["decision"]
+    sanity = next(c for c in results["comparisons"] if c["family"] == "sanity")
+    assert sanity["sanity_ok"] is False and results["comparisons"][0]["sanity_ok"] is False
