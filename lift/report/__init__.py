@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from lift.report.analysis import Analysis, Comparison, ReportOptions, analyse, plan_comparisons
-from lift.report.stats import PSNR_CEILING_DB, PairedResult, holm, paired_video_test
+from lift.report.decision import VERDICTS, Family, decide_primary, seed_cluster_test, verdict
+from lift.report.stats import PSNR_CEILING_DB
 from lift.report.tables import PRIMARY_METRICS, ReportError, Study, combine_tables, load_study
 
 
@@ -34,6 +35,7 @@ def make_report(
 
 
 __all__ = [
-    "Analysis", "Comparison", "PSNR_CEILING_DB", "PRIMARY_METRICS", "PairedResult", "ReportError", "ReportOptions",
-    "Study", "analyse", "combine_tables", "holm", "load_study", "make_report", "paired_video_test", "plan_comparisons",
+    "Analysis", "Comparison", "Family", "PSNR_CEILING_DB", "PRIMARY_METRICS", "ReportError", "ReportOptions", "Study",
+    "VERDICTS", "analyse", "combine_tables", "decide_primary", "load_study", "make_report", "plan_comparisons",
+    "seed_cluster_test", "verdict",
 ]
