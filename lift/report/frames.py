@@ -96,7 +96,7 @@ def plot_frames_panel(rows: list[PanelRow], comparison: dict[str, Any], path: Pa
     fig.suptitle(f"Frames: {comparison['treatment']} vs {comparison['control']} (samples where they differ most "
                  f"and least on {metric}; error maps share a scale per row)", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=72)  # photographs compress poorly: keep the committed PNG small
 
 
 def write_frames_panel(study: Study, comparison: dict[str, Any], path: Path) -> tuple[Path | None, pd.DataFrame]:

@@ -247,6 +247,18 @@ def check_metric_ranges(path: Path, df: pd.DataFrame) -> None:
                 _bad_value(path, df, col, bad, expected)
 
 
+def _moved_storage(storage: str, study_root: Path) -> str:
+    """The Optuna storage URL, following a study folder that was moved after the study ran (the summary
+    records absolute paths): a missing ``sqlite:///`` file found under the folder's own name is used."""
+    prefix = "sqlite:///"
+    if storage.startswith(prefix):
+        recorded = Path(storage[len(prefix):])
+        here = study_root / recorded.name
+        if not recorded.is_file() and here.is_file():
+            return prefix + str(here)
+    return storage
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -300,7 +312,7 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
         optuna = data.get("optuna")
         storage = data.get("optuna_storage") or (optuna.get("storage") if isinstance(optuna, dict) else None)
         if storage and "optuna_storage" not in merged:
-            merged["optuna_storage"] = str(storage)
+            merged["optuna_storage"] = _moved_storage(str(storage), Path(path).parent)
         if data.get("complete") is False:
             notes.append(f"{path}: the study summary says the study is not complete")
         for key in ("study", "name", "preset", "dataset", "family", "design"):

@@ -389,3 +389,11 @@ def test_summary_in_the_study_writers_shape(tmp_path, synth):
     assert "arm window=3: the confirm run with seed 2 failed" in text
     assert any("not complete" in n for n in a.notes)
     assert a.study.summary["optuna_storage"] == "sqlite:///x/optuna.db"
+
+
+def test_optuna_storage_follows_a_moved_study_folder(study_dir):
+    summary = json.loads((study_dir / "study_summary.json").read_text())
+    summary["optuna_storage"] = "sqlite:////somewhere/else/optuna.db"  # where the study ran
+    (study_dir / "study_summary.json").write_text(json.dumps(summary))
+    (study_dir / "optuna.db").write_bytes(b"")
+    assert load_study([study_dir]).summary["optuna_storage"] == f"sqlite:///{study_dir / 'optuna.db'}"
