@@ -24,6 +24,8 @@ Choices worth knowing:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import os
 import sys
@@ -38,8 +40,10 @@ from scipy import stats
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
+from PIL import Image
+
 from lift import arms as arm_names
-from lift.atomic import atomic_path
+from lift.atomic import atomic_path, atomic_write_text
 from lift.devices import resolve_device
 from lift.model.network import pad_to_multiple
 from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
@@ -48,7 +52,7 @@ from lift.metrics.image import psnr, ssim
 from lift.metrics.lpips import load_lpips, lpips_distance
 
 SAMPLES_FILE = "samples.parquet"
-ID_COLUMNS = ("sample_id", "video_id", "target_index", "timestep")
+ID_COLUMNS = ("sample_id", "video_id", "cluster_id", "target_index", "timestep")
 RUN_COLUMNS = ("arm", "split", "seed", "trial_id")
 IMAGE_METRICS = ("psnr", "ssim", "lpips")
 FLOW_GT_METRICS = ("epe", "epe_gt1", "epe_gt3")
@@ -188,6 +192,7 @@ def _rows(batch: dict[str, Any], metrics: dict[str, np.ndarray], run: dict[str, 
     n = int(batch["target"].shape[0])
     ids = _as_list(batch["sample_id"], n)
     videos = _as_list(batch["video_id"], n)
+    clusters = _as_list(batch["cluster_id"], n)
     targets = _as_list(batch["target_index"], n)
     timesteps = _as_list(batch["timestep"], n)
     rows = []
@@ -195,6 +200,7 @@ def _rows(batch: dict[str, Any], metrics: dict[str, np.ndarray], run: dict[str, 
         row: dict[str, Any] = {
             "sample_id": str(ids[i]),
             "video_id": str(videos[i]),
+            "cluster_id": str(clusters[i]),
             "target_index": int(targets[i]),
             "timestep": float(timesteps[i]),
         }
@@ -214,9 +220,53 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = df[ordered]
     df["target_index"] = df["target_index"].astype("int64")
     df["seed"] = df["seed"].astype("int64")
-    for col in ("sample_id", "video_id", "arm", "split", "trial_id"):
+    for col in ("sample_id", "video_id", "cluster_id", "arm", "split", "trial_id"):
         df[col] = df[col].astype(str)
     return df
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicted frames for the report's frames panel
+# ---------------------------------------------------------------------------------------------
+
+# Test samples whose predicted frames the confirm stage keeps (per run), for the report's panel.
+PANEL_SAMPLES = 12
+FRAMES_INDEX = "index.json"
+
+
+def panel_sample_ids(sample_ids: Sequence[str], k: int = PANEL_SAMPLES) -> set[str]:
+    """A fixed subset of an evaluation set: the ``k`` ids with the smallest SHA-1. Every arm of a study is
+    evaluated on the same ids, so every arm keeps the frames of the same samples."""
+    return set(sorted(sample_ids, key=lambda i: hashlib.sha1(i.encode()).hexdigest())[:k])
+
+
+class FrameSaver:
+    """Writes the prediction and the ground truth of the wanted samples as PNG under ``folder``, with an
+    ``index.json`` (sample id -> file names) that lift.report reads."""
+
+    def __init__(self, folder: Path, wanted: set[str]) -> None:
+        self.folder, self.wanted = Path(folder), set(wanted)
+        self.index: dict[str, dict[str, str]] = {}
+
+    @staticmethod
+    def _png(image: torch.Tensor, path: Path) -> None:
+        arr = (image.detach().float().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        with atomic_path(path) as tmp:
+            Image.fromarray(arr).save(tmp, format="PNG")
+
+    def add(self, sample_ids: Sequence[str], pred: torch.Tensor, target: torch.Tensor) -> None:
+        for i, sid in enumerate(sample_ids):
+            if sid not in self.wanted:
+                continue
+            stem = hashlib.sha1(sid.encode()).hexdigest()[:16]
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._png(pred[i], self.folder / f"{stem}_pred.png")
+            self._png(target[i], self.folder / f"{stem}_target.png")
+            self.index[sid] = {"pred": f"{stem}_pred.png", "target": f"{stem}_target.png"}
+
+    def close(self) -> None:
+        if self.index:
+            atomic_write_text(self.folder / FRAMES_INDEX, json.dumps(self.index, indent=1, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,8 +277,11 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
                    eval_cfg: EvalConfig, arm: str, split: str, seed: int, trial_id: str,
                    amp_dtype: torch.dtype | None = None, max_batches: int | None = None,
                    reference_flow: bool = False, progress: bool | None = None,
-                   lpips_model: torch.nn.Module | None = None) -> pd.DataFrame:
+                   lpips_model: torch.nn.Module | None = None, frames_dir: Path | None = None) -> pd.DataFrame:
     """Per-sample table of ``model`` on ``loader`` (batches of the dataset contract).
+
+    ``frames_dir``: keep the predicted and true frames of :func:`panel_sample_ids` of the loader's
+    dataset there (the confirm stage does, for the report's frames panel).
 
     Runs under ``torch.no_grad`` with ``model.eval()`` (the mode is restored afterwards), with
     autocast when ``amp_dtype`` is given. Flow columns come from ``aux["flows"]`` (the flows from
@@ -241,6 +294,8 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
     multiple = int(getattr(model, "size_multiple", 1))
     run = {"arm": arm, "split": split, "seed": int(seed), "trial_id": str(trial_id), **_dataset_extras(loader)}
     rows: list[dict[str, Any]] = []
+    ids = getattr(getattr(loader, "dataset", None), "sample_ids", None)
+    saver = FrameSaver(frames_dir, panel_sample_ids(ids)) if frames_dir is not None and ids else None
     was_training = model.training
     model.eval()
     try:
@@ -260,8 +315,12 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
                 if eval_cfg.flow_metrics and flows is not None:
                     metrics.update(_flow_metrics(flows[:, :2, :, :h, :w], batch, frames, target, reference_flow))
                 rows += _rows(batch, metrics, run)
+                if saver is not None:
+                    saver.add(_as_list(batch["sample_id"], int(target.shape[0])), pred, target)
     finally:
         model.train(was_training)
+    if saver is not None:
+        saver.close()
     return _table(rows)
 
 

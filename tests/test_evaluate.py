@@ -50,7 +50,8 @@ class Windows(Dataset):
         frames = self.frames[[t + o for o in offsets]]
         item = {"frames": frames, "times": torch.tensor(self.spec.input_times(self.a)),
                 "target": self.frames[t], "timestep": torch.tensor(self.spec.timestep(self.a)),
-                "sample_id": sample_id(self.name, "carphone", t), "video_id": "carphone", "target_index": t}
+                "sample_id": sample_id(self.name, "carphone", t), "video_id": "carphone", "cluster_id": "carphone",
+                "target_index": t}
         if self.with_flow:
             n, _, h, w = frames.shape
             item["flow_gt"] = torch.zeros(n, 2, h, w)
@@ -140,7 +141,8 @@ def test_model_and_baseline_tables_share_ids_columns_and_code(clip):
     for table in (df, base):
         assert set(REQUIRED_COLUMNS) <= set(table.columns)
         assert table["lpips"].isna().all()  # disabled in this config, and said so by NaN
-    assert list(df.columns[:7]) == ["sample_id", "video_id", "target_index", "timestep", "psnr", "ssim", "lpips"]
+    assert list(df.columns[:8]) == ["sample_id", "video_id", "cluster_id", "target_index", "timestep", "psnr", "ssim",
+                                    "lpips"]
     assert {"epe", "epe_gt1", "epe_gt3", "warp_error", "window", "temporal_offset"} <= set(df.columns)
     expected_ids = [sample_id("testclip", "carphone", t) for t in data.targets]
     assert df["sample_id"].tolist() == expected_ids
@@ -159,6 +161,31 @@ def test_model_and_baseline_tables_share_ids_columns_and_code(clip):
 
     again = evaluate_model(net, loader, **kw)
     pd.testing.assert_frame_equal(df, again)
+
+
+def test_predicted_frames_of_the_panel_samples_are_kept(clip, tmp_path):
+    """The confirm stage keeps the frames of a fixed subset of sample ids for the report's frames panel."""
+    import json
+
+    from PIL import Image
+
+    from lift.evaluate import FRAMES_INDEX, panel_sample_ids
+
+    data = Windows(clip, window=5)
+    data.sample_ids = [sample_id(data.name, "carphone", t) for t in data.targets]
+    loader = DataLoader(data, batch_size=3)
+    kw = dict(device="cpu", eval_cfg=NO_LPIPS, arm=arm_key(5, 1), split="test", seed=7, trial_id="t0", progress=False)
+    evaluate_model(BlendNet(window=5), loader, frames_dir=tmp_path / "frames", **kw)
+    index = json.loads((tmp_path / "frames" / FRAMES_INDEX).read_text())
+    wanted = panel_sample_ids(data.sample_ids, 4)
+    assert wanted <= set(index) and len(index) == min(len(data.sample_ids), 12)
+    assert panel_sample_ids(list(reversed(data.sample_ids)), 4) == wanted  # order-independent: same for every arm
+    sid = sorted(index)[0]
+    t = data.targets[data.sample_ids.index(sid)]
+    target = np.asarray(Image.open(tmp_path / "frames" / index[sid]["target"]))
+    assert target.shape == (clip.shape[2], clip.shape[3], 3)
+    expected = (clip[t].permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    assert np.abs(target.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_off_centre_timesteps_reach_the_table(clip):

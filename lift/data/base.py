@@ -326,6 +326,7 @@ class BaseVideoDataset(Dataset):
             "timestep": torch.tensor(self.spec.timestep(a_eff), dtype=torch.float32),
             "sample_id": sample_id(self.name, seq.video_id, target_index),
             "video_id": seq.video_id,
+            "cluster_id": seq.cluster_id,
             "target_index": int(target_index),
         }
         for key, (arr, _) in extras.items():

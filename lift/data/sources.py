@@ -296,3 +296,11 @@ class Sequence:
     # indices are frame numbers of the source video.
     first_frame: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    # The independent source this video comes from (the report's unit, STATISTICS.md); None: ``group``,
+    # else the video itself. Only UCF-101 differs from ``group``: its split unit ``gXX`` spans every
+    # class, while one source is one class's group ``v_<Class>_gXX``.
+    cluster: str | None = None
+
+    @property
+    def cluster_id(self) -> str:
+        return self.cluster or self.group or self.video_id

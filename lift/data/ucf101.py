@@ -57,6 +57,15 @@ def read_ucf_list(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+def ucf_cluster(video_id: str) -> str:
+    """The independent source of a UCF-101 clip: ``v_<Class>_g<NN>`` (one actor and setting; its clips
+    ``_c01``, ``_c02``... are cut from it). The triplets' ids, which name no group, are their own source."""
+    match = _VIDEO_NAME.match(f"{video_id}.avi")
+    if match is None:
+        return video_id
+    return f"v_{match['cls']}_g{int(match['group']):02d}"
+
+
 class _CaseInsensitiveFinder:
     """Resolves list entries whose case differs from the files (the official lists have such entries)."""
 
@@ -111,7 +120,8 @@ class UCF101Dataset(BaseVideoDataset):
             if path is None:
                 self.bad(root / "UCF-101" / rel, "video listed in the split file does not exist")
                 continue
-            seqs.append(Sequence(path.stem, VideoFileSource(path, self.frame_size, self.cache_dir), group=group))
+            seqs.append(Sequence(path.stem, VideoFileSource(path, self.frame_size, self.cache_dir), group=group,
+                                 cluster=ucf_cluster(path.stem)))
         return seqs
 
 

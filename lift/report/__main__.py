@@ -20,7 +20,7 @@ from lift.report.tables import PRIMARY_METRICS, ReportError, slug
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lift.report",
-        description="Paired video-level significance tests between the arms of a LIFT study "
+        description="The verdict on H0 of a LIFT study: paired tests over independent sources, seeds random "
                     "(reads samples.parquet/samples.csv tables; see shared/design/STATISTICS.md).",
     )
     p.add_argument("inputs", nargs="+", help="study folder(s) (searched recursively) or per-sample table files")
@@ -31,12 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--control", action="append", default=None, metavar="SEL",
                    help="control arm selector matching exactly one arm (repeatable). "
                         "Default: window=3 (primary) plus every baseline arm (secondary)")
-    p.add_argument("--alpha", type=float, default=0.05, help="family-wise significance level (default 0.05)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="family-wise significance level (default: the study's family, else 0.05; overriding a "
+                        "pre-registered family is noted in the report)")
+    p.add_argument("--procedure", choices=("fixed_sequence", "holm"), default=None,
+                   help="how the endpoints are combined (default: the study's family, else fixed_sequence)")
     p.add_argument("--metrics", default=",".join(PRIMARY_METRICS),
                    help="comma-separated metric columns to test (default psnr,ssim,lpips)")
     p.add_argument("--psnr_cap", "--psnr-cap", type=float, default=PSNR_CEILING_DB,
                    help=f"PSNR ceiling in dB applied before differencing; +inf is capped (default {PSNR_CEILING_DB:g})")
-    p.add_argument("--n_boot", "--n-boot", type=int, default=10_000, help="cluster-bootstrap replicates (default 10000)")
     p.add_argument("--n_permutations", "--n-permutations", type=int, default=10_000,
                    help="random sign flips when the permutation test is not exact (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws")
@@ -53,8 +56,8 @@ def default_out(inputs: Sequence[str]) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    options = ReportOptions(alpha=args.alpha, treatments=args.treatment, controls=args.control,
-                            n_boot=args.n_boot, n_permutations=args.n_permutations, seed=args.seed)
+    options = ReportOptions(alpha=args.alpha, procedure=args.procedure, treatments=args.treatment,
+                            controls=args.control, n_permutations=args.n_permutations, seed=args.seed)
     out = Path(args.out) if args.out else default_out(args.inputs)
     try:
         analysis, written = make_report(args.inputs, out, options=options, metrics=metrics,

@@ -1,34 +1,33 @@
-"""From a validated :class:`~lift.report.tables.Study` to the report's numbers: which arms are
-compared, every test of STATISTICS.md, the Holm family, the decision and the caveats.
+"""From a validated :class:`~lift.report.tables.Study` to the report's numbers (STATISTICS.md, version 2):
+which arms are compared in which family, every test, the verdict and the caveats.
 
-Choices (documented in the report's method section too):
-
-* Treatment selection. ``--treatment SEL`` picks every test arm whose key=value pairs include
-  SEL's; when it matches several arms (e.g. ``window=15`` with offsets 1 and 2) each one is
-  compared, and all comparisons share one Holm family, so the family-wise error stays at alpha.
-  Without ``--treatment``: the largest-window model arm; if several arms share that window, the
-  one with the best validation PSNR (tuning summary or val rows), or all of them when there is no
-  validation information.
-* Control selection. ``--control SEL`` must match exactly one arm (repeatable); those comparisons
-  are primary. Without it: ``window=3`` is the primary control and every baseline arm is a
-  secondary control. With neither window=3 nor ``--control``, the baselines become primary.
-* Holm runs over every (comparison, metric) primary p-value of the report. The headline
-  ``reject_h0`` is decided by the primary comparisons only: beating "repeat the nearest frame"
-  is expected of any interpolator and must not carry the claim that far context helps. Each
-  comparison has its own ``reject_h0`` too.
+* Unit: the independent source (``cluster_id``). Per cluster, d_c = seed-averaged T minus C, oriented.
+* Primary family (decides H0): the treatment against window 3; the endpoints of the study's family
+  (``study_summary.json`` ``family``, written from the study config's ``report:`` section) in fixed sequence
+  or Holm, with the harm check; the test of each metric is :mod:`lift.report.decision`'s (seeds random).
+  Several primary treatments (a selector matching several arms) share alpha by Bonferroni.
+* Treatment selection. ``--treatment SEL`` picks every test arm whose key=value pairs include SEL's.
+  Without it: the largest-window model arm; if several share that window, the one with the best
+  validation PSNR (tuning summary or val rows), or all of them when there is no validation information.
+* Control. ``--control SEL`` must match exactly one arm; default ``window=3``; with neither, the
+  baselines become primary controls (and the report says that cannot show that context helps).
+* Secondary family, gatekept (tested only when H0 is rejected), Holm inside: the treatment against each
+  baseline, each other window > 3 arm (offset) against window 3.
+* Sanity: window 3 against ``blend`` on the first endpoint (point estimate); when it fails, the verdict is
+  "inconclusive".
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from lift.report import stats
+from lift.report import decision, stats
 from lift.report.tables import (
     ReportError,
     Study,
@@ -39,6 +38,7 @@ from lift.report.tables import (
     is_baseline,
     pair_arms,
     seed_average,
+    seed_cluster_means,
     seed_table,
     sorted_arms,
 )
@@ -55,19 +55,19 @@ def display(metric: str) -> str:
 
 @dataclass
 class ReportOptions:
-    alpha: float = 0.05
+    alpha: float | None = None  # None: the study's family (default 0.05)
+    procedure: str | None = None  # None: the study's family (default fixed_sequence)
     treatments: list[str] | None = None
     controls: list[str] | None = None
-    n_boot: int = 10_000
     n_permutations: int = 10_000
     level: float = 0.95
     seed: int = 0
 
     def validate(self) -> None:
-        if not 0 < self.alpha < 1:
+        if self.alpha is not None and not 0 < self.alpha < 1:
             raise ReportError(f"--alpha must be in (0, 1), got {self.alpha}")
-        if self.n_boot < 100:
-            raise ReportError(f"--n_boot must be at least 100, got {self.n_boot}")
+        if self.procedure is not None and self.procedure not in decision.PROCEDURES:
+            raise ReportError(f"--procedure {self.procedure!r}: expected one of {', '.join(decision.PROCEDURES)}")
         if self.n_permutations < 100:
             raise ReportError(f"--n_permutations must be at least 100, got {self.n_permutations}")
 
@@ -76,7 +76,11 @@ class ReportOptions:
 class Comparison:
     treatment: str
     control: str
-    primary: bool
+    family: str  # "primary", "secondary" or "sanity"
+
+    @property
+    def primary(self) -> bool:
+        return self.family == "primary"
 
     @property
     def label(self) -> str:
@@ -85,11 +89,11 @@ class Comparison:
 
 @dataclass
 class Analysis:
-    """Everything the writers need: results.json content, named tables, per-video differences."""
+    """Everything the writers need: results.json content, named tables, per-cluster differences."""
 
     results: dict[str, Any]
     tables: dict[str, pd.DataFrame]
-    per_video: dict[str, pd.DataFrame]
+    per_cluster: dict[str, pd.DataFrame]
     comparisons: list[Comparison]
     study: Study
     options: ReportOptions
@@ -202,8 +206,9 @@ def plan_comparisons(study: Study, options: ReportOptions) -> tuple[list[Compari
             f"no control arm: the test rows hold {', '.join(arms)}, with no {DEFAULT_CONTROL} and no baseline arm; "
             f"give one with --control"
         )
-    comparisons = [Comparison(t, c, True) for t in treatments for c in primary_controls if t != c]
-    comparisons += [Comparison(t, c, False) for t in treatments for c in controls if c not in primary_controls and t != c]
+    comparisons = [Comparison(t, c, "primary") for t in treatments for c in primary_controls if t != c]
+    comparisons += [Comparison(t, c, "secondary") for t in treatments for c in controls
+                    if c not in primary_controls and t != c]
     if not comparisons:
         raise ReportError("no comparison left after removing arms compared with themselves")
     return comparisons, notes
@@ -314,7 +319,8 @@ def validation_table(study: Study) -> pd.DataFrame:
 
 
 def arm_summary(study: Study, level: float) -> pd.DataFrame:
-    """Per test arm: samples, videos, seeds, and each metric's mean with a t interval over per-video means."""
+    """Per test arm: samples, videos, clusters, seeds, and each metric's mean over clusters with a t interval
+    over the per-cluster means (of seed-averaged samples)."""
     test = study.test
     cols = study.metrics + study.flow_metrics
     rows = []
@@ -322,7 +328,7 @@ def arm_summary(study: Study, level: float) -> pd.DataFrame:
         avg = seed_average(test, arm, cols)
         row: dict[str, Any] = {
             "arm": arm, "window": arm_window(arm), "offset": arm_offset(arm), "baseline": is_baseline(arm),
-            "n": len(avg), "n_videos": int(avg["video_id"].nunique()),
+            "n": len(avg), "n_videos": int(avg["video_id"].nunique()), "n_clusters": int(avg["cluster_id"].nunique()),
             "seeds": ",".join(map(str, sorted(test.loc[test["arm"] == arm, "seed"].unique()))),
             "n_psnr_capped": study.n_psnr_capped.get(arm, 0),
         }
@@ -332,9 +338,9 @@ def arm_summary(study: Study, level: float) -> pd.DataFrame:
             if not ok.any():
                 row.update({f"{m}_mean": float("nan"), f"{m}_ci_low": float("nan"), f"{m}_ci_high": float("nan")})
                 continue
-            _, vmeans, _ = stats.video_means(vals[ok], avg["video_id"].to_numpy()[ok])
-            mean, lo, hi = stats.t_interval(vmeans, level)
-            row.update({f"{m}_mean": float(vals[ok].mean()), f"{m}_ci_low": lo, f"{m}_ci_high": hi})
+            _, cmeans, _ = stats.video_means(vals[ok], avg["cluster_id"].to_numpy()[ok])
+            mean, lo, hi = stats.t_interval(cmeans, level)
+            row.update({f"{m}_mean": mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -344,26 +350,28 @@ def arm_summary(study: Study, level: float) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 def _per_seed_diffs(study: Study, comp: Comparison, metric: str) -> list[dict[str, Any]]:
-    """Mean raw difference per seed, pairing seed with seed when both arms share >= 2 seeds, else
-    the multi-seed arm's seeds against the other arm's seed average."""
+    """Mean raw difference per seed (cluster-weighted), pairing seed with seed when both arms share >= 2 seeds,
+    else the multi-seed arm's seeds against the other arm's seed average."""
     test = study.test
     t_rows, c_rows = test[test["arm"] == comp.treatment], test[test["arm"] == comp.control]
     t_seeds, c_seeds = sorted(t_rows["seed"].unique()), sorted(c_rows["seed"].unique())
+
+    def diff(t: pd.DataFrame, c: pd.DataFrame) -> float:
+        m = t.merge(c, on="sample_id", suffixes=("_t", "_c"))
+        return float((m[f"{metric}_t"] - m[f"{metric}_c"]).groupby(m["cluster_id_t"]).mean().mean())
+
     out = []
     if len(t_seeds) >= 2 and t_seeds == c_seeds:
         for s in t_seeds:
-            m = t_rows[t_rows["seed"] == s].merge(c_rows[c_rows["seed"] == s], on="sample_id", suffixes=("_t", "_c"))
-            out.append({"seed": f"{s}", "mean_diff": float((m[f"{metric}_t"] - m[f"{metric}_c"]).mean())})
+            out.append({"seed": f"{s}", "mean_diff": diff(t_rows[t_rows["seed"] == s], c_rows[c_rows["seed"] == s])})
     elif len(t_seeds) >= 2:
         c = seed_average(test, comp.control, [metric])
         for s in t_seeds:
-            m = t_rows[t_rows["seed"] == s].merge(c, on="sample_id", suffixes=("_t", "_c"))
-            out.append({"seed": f"T{s}", "mean_diff": float((m[f"{metric}_t"] - m[f"{metric}_c"]).mean())})
+            out.append({"seed": f"T{s}", "mean_diff": diff(t_rows[t_rows["seed"] == s], c)})
     elif len(c_seeds) >= 2:
         t = seed_average(test, comp.treatment, [metric])
         for s in c_seeds:
-            m = t.merge(c_rows[c_rows["seed"] == s], on="sample_id", suffixes=("_t", "_c"))
-            out.append({"seed": f"C{s}", "mean_diff": float((m[f"{metric}_t"] - m[f"{metric}_c"]).mean())})
+            out.append({"seed": f"C{s}", "mean_diff": diff(t, c_rows[c_rows["seed"] == s])})
     return out
 
 
@@ -373,81 +381,222 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
 
 
+def resolve_family(study: Study, options: ReportOptions) -> tuple[decision.Family, list[str]]:
+    """The family from the study config (study_summary.json's ``family``), else the default; command-line
+    ``--alpha``/``--procedure`` override it with a note (then it was not fixed in advance)."""
+    notes: list[str] = []
+    raw = study.summary.get("family")
+    try:
+        family = decision.Family.from_dict(raw) if isinstance(raw, dict) else decision.Family()
+    except ValueError as exc:
+        raise ReportError(f"the study summary's family ({', '.join(study.summary.get('sources', []))}): {exc}") from None
+    if not isinstance(raw, dict):
+        notes.append("no family in the study summary: the default one is used (PSNR, SSIM, LPIPS in fixed sequence)")
+    changes = {}
+    if options.alpha is not None and options.alpha != family.alpha:
+        changes["alpha"] = options.alpha
+    if options.procedure is not None and options.procedure != family.procedure:
+        changes["procedure"] = options.procedure
+    if changes:
+        try:
+            family = replace(family, **changes)
+        except ValueError as exc:
+            raise ReportError(str(exc)) from None
+        if isinstance(raw, dict):
+            notes.append(f"the command line overrides the study's pre-registered family ({changes}): "
+                         f"the decision is no longer the one fixed in advance")
+    missing = [m for m in family.endpoints if m not in study.metrics]
+    if missing:
+        raise ReportError(f"the family's endpoint(s) {', '.join(missing)} are not among the tested metrics "
+                          f"{', '.join(study.metrics)}; add them with --metrics")
+    return family, notes
+
+
+def _secondary_and_sanity(study: Study, primary: list[Comparison], baselines_secondary: list[Comparison]) -> list[Comparison]:
+    """The gatekept secondary family (treatment vs each baseline, each other offset arm vs window 3) and the
+    sanity check (window 3 vs blend)."""
+    out = list(baselines_secondary)
+    arms = study.test_arms
+    controls = sorted({c.control for c in primary})
+    treatments = {c.treatment for c in primary}
+    for ctrl in controls:
+        if arm_window(ctrl) != 3:
+            continue
+        for arm in arms:
+            if not is_baseline(arm) and arm not in treatments and arm != ctrl and (arm_window(arm) or 0) > 3:
+                out.append(Comparison(arm, ctrl, "secondary"))
+        for arm in arms:
+            if arm_matches("baseline=blend", arm):
+                out.append(Comparison(ctrl, arm, "sanity"))
+    return list(dict.fromkeys(out))
+
+
+def _orient_ci(lo: float, hi: float, direction: int) -> tuple[float, float]:
+    """An interval of improvements (oriented) back in metric units (treatment − control)."""
+    return (lo, hi) if direction > 0 else (-hi, -lo)
+
+
+def _comparison(study: Study, comp: Comparison, metrics: Sequence[str], options: ReportOptions,
+                family: decision.Family, index: int) -> dict[str, Any]:
+    """Everything of one comparison except the family decision: matrices, tests, effect sizes, per-cluster table."""
+    test = study.test
+    paired = pair_arms(test, comp.treatment, comp.control, metrics)
+    clusters = sorted(paired["cluster_id"].unique())
+    directions = [stats.metric_direction(m) for m in metrics]
+    t_mat = np.stack([seed_cluster_means(test, comp.treatment, m, clusters) for m in metrics])[None]
+    c_mat = np.stack([seed_cluster_means(test, comp.control, m, clusters) for m in metrics])[None]
+    tests = [decision.seed_cluster_test(t_mat[:, j], c_mat[:, j], directions[j], options.level)
+             for j in range(len(metrics))]
+    per_cluster = (paired.groupby("cluster_id").agg(n_samples=("sample_id", "size"), n_videos=("video_id", "nunique"))
+                   .reindex(clusters).reset_index())
+    seed_rows = []
+    metric_dicts = []
+    for j, (metric, direction, mt) in enumerate(zip(metrics, directions, tests)):
+        d_c = mt.d_c[0]
+        t_c, c_c = t_mat[0, j].mean(axis=0), c_mat[0, j].mean(axis=0)
+        lo, hi = _orient_ci(float(mt.ci_low[0]), float(mt.ci_high[0]), direction)
+        samples = stats.oriented(paired[f"{metric}_t"] - paired[f"{metric}_c"], direction)
+        perm = stats.sign_flip_permutation(d_c, n_resamples=options.n_permutations, seed=options.seed + 1000 * index + j)
+        per_cluster[f"{metric}_diff"] = t_c - c_c
+        per_cluster[f"{metric}_improvement"] = d_c
+        seeds = _per_seed_diffs(study, comp, metric)
+        for row in seeds:
+            seed_rows.append({"treatment": comp.treatment, "control": comp.control, "metric": metric, **row,
+                              "improves": bool(direction * row["mean_diff"] > 0)})
+        nonzero = [direction * r["mean_diff"] > 0 for r in seeds if r["mean_diff"] != 0]
+        sesoi = family.sesoi_of(metric)
+        metric_dicts.append({
+            "metric": metric, "direction": direction, "n": int(len(paired)), "n_clusters": len(clusters),
+            "mean_treatment": float(t_c.mean()), "mean_control": float(c_c.mean()), "mean_diff": float((t_c - c_c).mean()),
+            "ci_low": lo, "ci_high": hi, "se": float(mt.se[0]), "df": float(mt.df[0]),
+            "p_seeds": float(mt.p_seeds[0]), "p_wilcoxon": float(mt.p_wilcoxon[0]),
+            "p_decision": float(mt.p_better[0]), "p_decision_worse": float(mt.p_worse[0]),
+            "p_ttest": stats.ttest_p(d_c), "p_permutation": perm.pvalue, "permutation_exact": perm.exact,
+            "p_wilcoxon_samples": stats.wilcoxon_p(samples),
+            "effect_dz": stats.cohens_dz(d_c), "rank_biserial": stats.rank_biserial(d_c),
+            "n_clusters_improved": int((d_c > 0).sum()), "n_clusters_worse": int((d_c < 0).sum()),
+            "min_p": decision.min_achievable_p(len(clusters), "fixed_sequence", 1),
+            "sesoi": sesoi, "every_seed_agrees": bool(nonzero) and (all(nonzero) or not any(nonzero)),
+            "improvement_ci_low": float(mt.ci_low[0]), "improvement_ci_high": float(mt.ci_high[0]),
+        })
+    n_capped = 0
+    if "psnr_capped_t" in paired.columns:
+        n_capped = int((paired["psnr_capped_t"].astype(bool) | paired["psnr_capped_c"].astype(bool)).sum())
+    return {
+        "treatment": comp.treatment, "control": comp.control, "family": comp.family, "primary": comp.primary,
+        "n": int(len(paired)), "n_videos": int(paired["video_id"].nunique()), "n_clusters": len(clusters),
+        "n_psnr_capped": n_capped,
+        "seeds_treatment": sorted(int(s) for s in test.loc[test["arm"] == comp.treatment, "seed"].unique()),
+        "seeds_control": sorted(int(s) for s in test.loc[test["arm"] == comp.control, "seed"].unique()),
+        "metrics": metric_dicts, "_tests": tests, "_t": t_mat, "_c": c_mat, "_per_cluster": per_cluster,
+        "_seed_rows": seed_rows,
+    }
+
+
+def _sesoi_status(d: dict[str, Any]) -> str:
+    if not d["significant"]:
+        return "worse" if d["worse"] else "not significant"
+    return ("at least the smallest effect of interest" if d["improvement_ci_low"] >= d["sesoi"]
+            else "significant but not shown to reach the smallest effect of interest")
+
+
+def _decide_primary(comps: list[dict[str, Any]], family: decision.Family, blend: dict[str, Any] | None,
+                    level: float) -> list[tuple[str, str]]:
+    """Run the primary family on each primary comparison (Bonferroni across them when there are several)."""
+    alpha = family.alpha / max(len(comps), 1)
+    verdicts = []
+    for c in comps:
+        directions = [d["direction"] for d in c["metrics"]]
+        blend_mat = None
+        if blend is not None and blend["treatment"] == c["control"]:
+            blend_mat = blend["_c"]
+        res = decision.decide_primary(c["_t"], c["_c"], directions, procedure=family.procedure, alpha=alpha,
+                                      blend=blend_mat, level=level)
+        for j, d in enumerate(c["metrics"]):
+            d["p_holm"] = float(res.family.p_adjusted[0, j])
+            d["significant"] = bool(res.family.significant[0, j])
+            d["worse"] = bool(res.family.worse[0, j])
+            d["tested"] = True
+            d["sesoi_status"] = _sesoi_status(d)
+        c["reject_h0"] = bool(res.reject_h0[0])
+        c["family_reject"] = bool(res.family.reject_h0[0])
+        c["sanity_ok"] = None if res.sanity_ok is None else bool(res.sanity_ok[0])
+        c["alpha_used"] = alpha
+        verdicts.append(decision.verdict(res))
+    return verdicts
+
+
+def _decide_secondary(comps: list[dict[str, Any]], gate_open: bool, alpha: float) -> None:
+    """Holm over every (comparison, endpoint) of the secondary family; tested only when the primary rejected H0."""
+    flat = [d for c in comps for d in c["metrics"]]
+    if not flat:
+        return
+    p_holm = decision.holm_adjust(np.array([d["p_decision"] for d in flat]))
+    for d, p in zip(flat, p_holm):
+        d["p_holm"] = float(p)
+        d["tested"] = gate_open
+        d["significant"] = bool(gate_open and p < alpha)
+        d["worse"] = bool(gate_open and d["p_decision_worse"] < alpha)
+        d["sesoi_status"] = _sesoi_status(d) if gate_open else "not tested (the primary family did not reject H0)"
+    for c in comps:
+        c["reject_h0"] = any(d["significant"] for d in c["metrics"])
+
+
+def _combine_verdicts(verdicts: list[tuple[str, str]]) -> tuple[str, str]:
+    for v in (decision.VERDICTS[3], decision.VERDICTS[2], decision.VERDICTS[0]):
+        hits = [why for name, why in verdicts if name == v]
+        if hits:
+            return v, "; ".join(h for h in hits if h)
+    return decision.VERDICTS[1], ""
+
+
 def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
-    """Run every test of STATISTICS.md on the study and assemble results, tables and caveats."""
+    """Run the family of STATISTICS.md (version 2) on the study and assemble results, tables and caveats."""
     options = options or ReportOptions()
     options.validate()
-    comparisons, notes = plan_comparisons(study, options)
-    notes = list(study.notes) + notes
+    family, family_notes = resolve_family(study, options)
+    planned, notes = plan_comparisons(study, options)
+    primary = [c for c in planned if c.primary]
+    comparisons = primary + _secondary_and_sanity(study, primary, [c for c in planned if not c.primary])
+    notes = list(study.notes) + notes + family_notes
     info, caveats = completeness(study)
     tuning, tuning_caveats = tuning_table(study)
     caveats += tuning_caveats
     test = study.test
-    metrics = study.metrics
+    metrics = list(family.endpoints)
 
-    comp_results: list[dict[str, Any]] = []
-    per_video: dict[str, pd.DataFrame] = {}
-    flat: list[stats.PairedResult] = []
+    comps = [_comparison(study, comp, metrics, options, family, i) for i, comp in enumerate(comparisons)]
+    prim = [c for c in comps if c["family"] == "primary"]
+    sanity = next((c for c in comps if c["family"] == "sanity"), None)
+    verdicts = _decide_primary(prim, family, sanity, options.level)
+    verdict, reason = _combine_verdicts(verdicts)
+    reject = verdict == decision.VERDICTS[0]
+    _decide_secondary([c for c in comps if c["family"] == "secondary"], reject, family.alpha)
+    if sanity is not None:
+        _decide_secondary([sanity], True, family.alpha)  # a point check; its tests are shown, not used
+        checked = [c["sanity_ok"] for c in prim if c.get("sanity_ok") is not None]
+        sanity["sanity_ok"] = checked[0] if checked else None
+        for d in sanity["metrics"]:
+            d["sesoi_status"] = "sanity check (not a test of H0)"
+
+    per_cluster: dict[str, pd.DataFrame] = {}
     seed_rows: list[dict[str, Any]] = []
-    for i, comp in enumerate(comparisons):
-        paired = pair_arms(test, comp.treatment, comp.control, metrics)
-        vids = paired["video_id"].to_numpy()
-        results = []
-        pv = None
-        for j, metric in enumerate(metrics):
-            res = stats.paired_video_test(
-                paired[f"{metric}_t"].to_numpy(), paired[f"{metric}_c"].to_numpy(), vids,
-                metric=metric, n_boot=options.n_boot, n_permutations=options.n_permutations,
-                level=options.level, seed=options.seed + 1000 * i + j,
-            )
-            results.append(res)
-            flat.append(res)
-            raw = paired[f"{metric}_t"] - paired[f"{metric}_c"]
-            uniq, means, counts = stats.video_means(raw.to_numpy(), vids)
-            if pv is None:
-                pv = pd.DataFrame({"video_id": uniq, "n_samples": counts})
-            pv[f"{metric}_diff"] = means
-            pv[f"{metric}_improvement"] = stats.oriented(means, res.direction)
-            for row in _per_seed_diffs(study, comp, metric):
-                seed_rows.append({"treatment": comp.treatment, "control": comp.control, "metric": metric, **row,
-                                  "improves": bool(stats.oriented([row["mean_diff"]], res.direction)[0] > 0)})
-        per_video[comp.label] = pv
-        n_capped = 0
-        if "psnr_capped_t" in paired.columns:
-            n_capped = int((paired["psnr_capped_t"].astype(bool) | paired["psnr_capped_c"].astype(bool)).sum())
-        comp_results.append({
-            "treatment": comp.treatment, "control": comp.control, "primary": comp.primary,
-            "n": int(len(paired)), "n_videos": int(paired["video_id"].nunique()),
-            "one_sample_per_video": bool(paired["video_id"].nunique() == len(paired)),
-            "n_psnr_capped": n_capped,
-            "seeds_treatment": sorted(int(s) for s in test.loc[test["arm"] == comp.treatment, "seed"].unique()),
-            "seeds_control": sorted(int(s) for s in test.loc[test["arm"] == comp.control, "seed"].unique()),
-            "_results": results,
-        })
-
-    m_family = len(flat)
-    p_holm = stats.holm([r.p_wilcoxon for r in flat])
-    p_holm_worse = stats.holm([r.p_wilcoxon_worse for r in flat])
-    k = 0
-    for comp in comp_results:
-        metric_dicts = []
-        for res in comp.pop("_results"):
-            d = res.to_dict()
-            d["p_holm"] = float(p_holm[k])
-            d["p_holm_worse"] = float(p_holm_worse[k])
-            d["significant"] = bool(p_holm[k] < options.alpha)
-            d["worse"] = bool(p_holm_worse[k] < options.alpha)
-            d["significant_samples_only"] = bool(res.p_wilcoxon_samples < options.alpha and not d["significant"])
-            d["min_p_holm"] = float(min(1.0, res.min_p_wilcoxon * m_family))
-            metric_dicts.append(d)
-            k += 1
-        comp["metrics"] = metric_dicts
-        comp["reject_h0"] = any(d["significant"] for d in metric_dicts)
-
-    caveats += _comparison_caveats(comp_results, seed_rows, options.alpha, m_family)
-    primary = [c for c in comp_results if c["primary"]]
-    reject = any(c["reject_h0"] for c in primary)
-    decision = decision_sentence(comp_results, options.alpha, m_family)
+    for c in comps:
+        label = f"{c['treatment']} vs {c['control']}"
+        per_cluster[label] = c.pop("_per_cluster")
+        seed_rows += c.pop("_seed_rows")
+        for key in ("_tests", "_t", "_c"):
+            c.pop(key)
+        c.setdefault("reject_h0", False)
+    n_clusters = min((c["n_clusters"] for c in prim), default=0)
+    design = {
+        "n_clusters": n_clusters,
+        "min_achievable_p": decision.min_achievable_p(n_clusters, family.procedure, len(metrics)),
+        "clusters_needed": decision.clusters_needed(family.alpha, family.procedure, len(metrics)),
+        "min_seeds": decision.MIN_SEEDS,
+    }
+    caveats += _comparison_caveats(comps, seed_rows, family.alpha, design)
+    decision_text = decision_sentence(comps, verdict, reason, family)
 
     spread = seed_table(test, metrics)
     spread_summary = []
@@ -458,8 +607,8 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
                                    "std": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
                                    "min": float(vals.min()), "max": float(vals.max())})
     arms_table = arm_summary(study, options.level)
-    long_rows = [{"treatment": c["treatment"], "control": c["control"], "primary": c["primary"],
-                  "n": c["n"], "n_videos": c["n_videos"], **d} for c in comp_results for d in c["metrics"]]
+    long_rows = [{"treatment": c["treatment"], "control": c["control"], "family": c["family"], "n": c["n"],
+                  "n_videos": c["n_videos"], "n_clusters": c["n_clusters"], **d} for c in comps for d in c["metrics"]]
     tables = {
         "comparisons": pd.DataFrame(long_rows),
         "arms": arms_table,
@@ -470,31 +619,37 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         "validation": validation_table(study),
     }
     if study.flow_metrics:
-        cols = ["arm", "n", "n_videos"] + [f"{m}_{s}" for m in study.flow_metrics for s in ("mean", "ci_low", "ci_high")]
+        cols = ["arm", "n", "n_videos", "n_clusters"] + [f"{m}_{s}" for m in study.flow_metrics
+                                                          for s in ("mean", "ci_low", "ci_high")]
         tables["flow"] = arms_table[cols]
-    for label, pv in per_video.items():
-        tables[f"per_video__{label}"] = pv
+    for label, pc in per_cluster.items():
+        tables[f"per_cluster__{label}"] = pc
 
     datasets = sorted({str(s).split("/", 1)[0] for s in test["sample_id"].unique() if "/" in str(s)})
     results = {
-        "decision": decision,
+        "verdict": verdict,
+        "verdict_reason": reason,
+        "decision": decision_text,
         "reject_h0": bool(reject),
-        "alpha": float(options.alpha),
-        "comparisons": comp_results,
-        "primary_test": "one-sided Wilcoxon signed-rank on per-video mean differences (scipy default method), "
-                        "Holm-Bonferroni over every (comparison, metric)",
-        "holm_family_size": m_family,
+        "alpha": float(family.alpha),
+        "family": family.to_dict(),
+        "design": design,
+        "comparisons": comps,
+        "primary_test": "per metric, the larger of a seed-aware t-test on the per-cluster differences d_c (SE^2 = "
+                        "s^2(d_c)/n + seed variance of each arm / its seeds, Welch-Satterthwaite df) and the one-sided "
+                        "Wilcoxon signed-rank test on the d_c; endpoints in "
+                        + ("fixed sequence" if family.procedure == "fixed_sequence" else "a Holm family"),
         "metrics": metrics,
         "metric_direction": {m: stats.metric_direction(m) for m in metrics},
         "psnr_cap_db": study.psnr_cap,
         "n_psnr_capped": study.n_psnr_capped,
         "confidence_level": options.level,
-        "n_boot": options.n_boot,
         "n_permutations": options.n_permutations,
         "seed": options.seed,
         "datasets": datasets,
         "n_test_samples": int(test["sample_id"].nunique()),
         "n_test_videos": int(test["video_id"].nunique()),
+        "n_test_clusters": int(test["cluster_id"].nunique()),
         "study": info,
         "seed_spread": spread_summary,
         "seed_differences": seed_rows,
@@ -504,41 +659,36 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         "sources": study.sources,
         "summary_sources": study.summary.get("sources", []),
     }
-    return Analysis(results=results, tables=tables, per_video=per_video, comparisons=comparisons,
+    return Analysis(results=results, tables=tables, per_cluster=per_cluster, comparisons=comparisons,
                     study=study, options=options, caveats=caveats, notes=notes)
 
 
-def _comparison_caveats(comp_results: list[dict[str, Any]], seed_rows: list[dict[str, Any]], alpha: float,
-                        m_family: int) -> list[str]:
+def _comparison_caveats(comps: list[dict[str, Any]], seed_rows: list[dict[str, Any]], alpha: float,
+                        design: dict[str, Any]) -> list[str]:
     caveats: list[str] = []
-    for c in comp_results:
+    for c in comps:
         label = f"{c['treatment']} vs {c['control']}"
-        n_v = c["n_videos"]
-        min_raw = min(d["min_p_wilcoxon"] for d in c["metrics"])
-        if min_raw > alpha:
+        if c["family"] == "primary" and design["min_achievable_p"] >= alpha:
             caveats.append(
-                f"{label}: with {n_v} video(s) the one-sided Wilcoxon test cannot reach alpha={alpha:g} at all "
-                f"(smallest possible p = {min_raw:.3g}); the decision is 'not rejected' whatever the data. Add videos"
-            )
-        elif min_raw * m_family > alpha:
-            caveats.append(
-                f"{label}: with {n_v} video(s) and {m_family} tests in the Holm family, no Holm-adjusted p can fall "
-                f"below alpha={alpha:g} (smallest possible {min(1.0, min_raw * m_family):.3g}); add videos or test fewer metrics"
-            )
-        sample_only = [d for d in c["metrics"] if d["significant_samples_only"]]
-        if sample_only:
-            desc = ", ".join(f"{display(d['metric'])} (sample-level p = {_fmt_p(d['p_wilcoxon_samples'])}, "
-                             f"p_holm = {_fmt_p(d['p_holm'])})" for d in sample_only)
-            caveats.append(
-                f"{label}: significant only at the sample level, which treats the {c['n']} frames as independent and "
-                f"ignores within-video correlation, not at the video level: {desc}; the evidence rests on few videos"
-            )
+                f"{label}: with {c['n_clusters']} independent source(s) the smallest achievable p is "
+                f"{design['min_achievable_p']:.3g} >= alpha={alpha:g}: no data could reject H0; "
+                f"{design['clusters_needed']} sources are needed")
+        if c["family"] == "sanity" and c.get("sanity_ok") is False:
+            caveats.append(f"sanity check failed: {c['treatment']} does not beat {c['control']} on "
+                           f"{display(c['metrics'][0]['metric'])}; the models look undertrained")
+        sample_only = [d for d in c["metrics"] if d.get("tested") and not d["significant"]
+                       and d["p_wilcoxon_samples"] < alpha]
+        if sample_only and c["family"] != "sanity":
+            desc = ", ".join(f"{display(d['metric'])} (sample-level p = {_fmt_p(d['p_wilcoxon_samples'])})"
+                             for d in sample_only)
+            caveats.append(f"{label}: significant only at the sample level, which treats the {c['n']} frames as "
+                           f"independent, not over the {c['n_clusters']} independent sources: {desc}")
         for d in c["metrics"]:
-            if d["worse"]:
+            if d["worse"] and c["family"] != "sanity":
                 caveats.append(f"{label}: {display(d['metric'])} is significantly WORSE for {c['treatment']} "
-                               f"(Holm-adjusted p = {_fmt_p(d['p_holm_worse'])})")
-        if c["one_sample_per_video"]:
-            caveats.append(f"{label}: every video contributes one sample, so the video level and the sample level coincide")
+                               f"(p = {_fmt_p(d['p_decision_worse'])})")
+        if c["n_clusters"] == c["n"]:
+            caveats.append(f"{label}: every source contributes one sample, so the cluster and sample levels coincide")
         if c["n_psnr_capped"]:
             caveats.append(f"{label}: {c['n_psnr_capped']} sample(s) had PSNR above the ceiling (e.g. +inf for identical "
                            f"frames) and were capped before differencing")
@@ -548,35 +698,41 @@ def _comparison_caveats(comp_results: list[dict[str, Any]], seed_rows: list[dict
             if len({r["improves"] for r in rows}) > 1:
                 desc = ", ".join(f"seed {r['seed']}: {r['mean_diff']:+.4g}" for r in rows)
                 caveats.append(f"{label}, {display(d['metric'])}: seeds disagree on the direction of the effect ({desc})")
-        if len(c["seeds_treatment"]) < 2:
-            caveats.append(f"arm {c['treatment']} has a single test seed, so training variability is not averaged out")
-    return list(dict.fromkeys(caveats))  # one arm can trigger the same caveat in several comparisons
+        for arm, seeds in ((c["treatment"], c["seeds_treatment"]), (c["control"], c["seeds_control"])):
+            if c["family"] == "primary" and len(seeds) < decision.MIN_SEEDS:
+                caveats.append(f"arm {arm} has {len(seeds)} test seed(s); a verdict needs at least {decision.MIN_SEEDS} "
+                               f"(seed-to-seed variance is part of the standard error)")
+    return list(dict.fromkeys(caveats))
 
 
-def decision_sentence(comp_results: list[dict[str, Any]], alpha: float, m_family: int) -> str:
-    """One sentence: the decision on H0 from the primary comparisons, with the secondary ones appended."""
-    primary = [c for c in comp_results if c["primary"]] or comp_results
+def decision_sentence(comps: list[dict[str, Any]], verdict: str, reason: str, family: decision.Family) -> str:
+    """One sentence that starts with the verdict: why, the primary metrics, the secondary family."""
+    primary = [c for c in comps if c["family"] == "primary"]
     parts = []
-    rejected = [c for c in primary if c["reject_h0"]]
     for c in primary:
         sig = [d for d in c["metrics"] if d["significant"]]
         worse = [display(d["metric"]) for d in c["metrics"] if d["worse"]]
         if sig:
-            ps = ", ".join(f"{display(d['metric'])} (p_holm={_fmt_p(d['p_holm'])})" for d in sig)
+            ps = ", ".join(f"{display(d['metric'])} (p={_fmt_p(d['p_holm'])}, {d['sesoi_status']})" for d in sig)
             text = f"{c['treatment']} improves over {c['control']} on {ps}"
         else:
-            best = min(d["p_holm"] for d in c["metrics"])
-            text = (f"{c['treatment']} shows no significant improvement over {c['control']} on any of "
-                    f"{', '.join(display(d['metric']) for d in c['metrics'])} (smallest p_holm={_fmt_p(best)})")
+            first = c["metrics"][0]
+            text = (f"{c['treatment']} shows no significant improvement over {c['control']} on "
+                    f"{display(first['metric'])} (p={_fmt_p(first['p_holm'])})")
         if worse:
             text += f" and is significantly worse on {', '.join(worse)}"
         parts.append(text)
-    head = "H0 rejected" if rejected else "H0 not rejected"
-    n_v = sorted({c["n_videos"] for c in primary})
-    sentence = (f"{head} at alpha={alpha:g}: " + "; ".join(parts)
-                + f" (one-sided video-level Wilcoxon on {'/'.join(map(str, n_v))} videos, Holm over {m_family} tests)")
-    secondary = [c for c in comp_results if not c["primary"]]
+    n_c = sorted({c["n_clusters"] for c in primary})
+    order = " → ".join(display(m) for m in family.endpoints)
+    head = f"{verdict}" + (f" ({reason})" if reason else "")
+    sentence = (f"{head} at alpha={family.alpha:g}: " + "; ".join(parts)
+                + f" ({'/'.join(map(str, n_c))} independent sources; endpoints "
+                + (f"in fixed sequence {order}" if family.procedure == "fixed_sequence" else f"Holm over {order}") + ")")
+    secondary = [c for c in comps if c["family"] == "secondary"]
     if secondary:
-        beats = [f"{c['treatment']} vs {c['control']}" for c in secondary if c["reject_h0"]]
-        sentence += f"; secondary comparisons with a significant improvement: {', '.join(beats) if beats else 'none'}"
+        if verdict == decision.VERDICTS[0]:
+            beats = [f"{c['treatment']} vs {c['control']}" for c in secondary if c["reject_h0"]]
+            sentence += f"; secondary family (Holm): significant for {', '.join(beats) if beats else 'none'}"
+        else:
+            sentence += "; secondary family not tested (gatekept by the primary)"
     return sentence + "."

@@ -1,14 +1,19 @@
-"""Calibration of the video-level decision by simulation (STATISTICS.md, "Validation").
+"""Calibration of the report's decision itself, by simulation (STATISTICS.md, "Validation").
 
-Simulated studies have within-video correlation: the improvement of sample j of video v is
-``effect + u_v + e_vj`` with a per-video effect ``u_v ~ N(0, sd_video)`` and frame noise
-``e_vj ~ N(0, sd_sample)``. The same functions as the report are used (``video_means``,
-``wilcoxon_p``, ``cluster_bootstrap_ci``), so this checks the report's code, not a copy of it.
+A simulated study has the structure of a real one: ``n_clusters`` independent sources (groups), each
+with ``clips`` clips of ``samples`` target frames; a treatment and a control arm trained with ``seeds``
+seeds each, and a ``blend`` baseline; the three endpoints of the family (PSNR, SSIM, LPIPS, with their
+directions), correlated. In the treatment's improvement over the control (in units where the SD of a
+per-cluster difference d_c is about 1):
 
-Checks: under H0 (effect 0) the video-level Wilcoxon rejects about alpha of the time (within the
-binomial 99% interval) while the sample-level Wilcoxon over-rejects; with a known effect the power
-matches theory (exact noncentral-t for the t-test; the Wilcoxon test's ARE approximation); the
-cluster-bootstrap interval covers the true mean difference about 95% of the time.
+* a per-group benefit of context ``u_g``, skewed (a standardised Gamma(2), skewness 1.4), mean 0 under H0;
+* a per-clip deviation ``v_gj`` (clips of one group are alike, not identical);
+* per arm and seed a shift ``sigma_s ~ N(0, seed_sd)`` shared by every cluster (one trained model), a
+  seed-by-cluster term, and frame noise per sample.
+
+``reject_h0`` is :func:`lift.report.decision.decide_primary`, the function the report calls, on the
+per-seed, per-cluster means of these per-sample values; the old decisions (v1's video-level Wilcoxon on
+clips, and a Wilcoxon on the d_c that averages the seeds away) are computed on the same draws.
 """
 
 from __future__ import annotations
@@ -20,150 +25,186 @@ from typing import Any, Callable
 import numpy as np
 from scipy import stats as sps
 
-from lift.report import stats
+from lift.report import decision
+
+DIRECTIONS = (1, 1, -1)  # psnr, ssim, lpips: the family's endpoints in order
+ENDPOINT_CORRELATION = 0.6
 
 
 @dataclass(frozen=True)
 class Setting:
-    n_videos: int = 20
-    samples_per_video: int = 10
-    sd_video: float = 1.0
+    n_clusters: int = 30
+    clips: int = 3
+    samples: int = 6
+    seeds: int = 3
+    sd_group: float = 0.8  # per-group benefit (skewed)
+    sd_clip: float = 0.5
+    sd_interaction: float = 0.3  # seed x cluster
     sd_sample: float = 1.0
-    effect: float = 0.5
+    seed_factor: float = 0.0  # seed SD as a multiple of the per-cluster SD
+    effect: float = 0.5  # true mean improvement (per-cluster SD units) of the power scenario
+    skew: int = 1  # +1: a few groups gain much (right-skewed benefit); -1: a few lose much
     alpha: float = 0.05
-    level: float = 0.95
-    n_boot: int = 1000
+    procedure: str = "fixed_sequence"
 
     @property
-    def sd_video_mean(self) -> float:
-        """Standard deviation of one video's mean improvement."""
-        return math.sqrt(self.sd_video ** 2 + self.sd_sample ** 2 / self.samples_per_video)
+    def sd_cluster(self) -> float:
+        """SD of one per-cluster difference d_c without seed shifts (both arms' noise averaged over seeds)."""
+        noise = self.sd_interaction ** 2 + self.sd_sample ** 2 / (self.clips * self.samples)
+        return math.sqrt(self.sd_group ** 2 + self.sd_clip ** 2 / self.clips + 2 * noise / self.seeds)
 
     @property
-    def icc(self) -> float:
-        return self.sd_video ** 2 / (self.sd_video ** 2 + self.sd_sample ** 2)
+    def sd_seed(self) -> float:
+        return self.seed_factor * self.sd_cluster
 
 
-def simulate_study(rng: np.random.Generator, setting: Setting, effect: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample improvements and their video ids for one simulated study."""
-    v, m = setting.n_videos, setting.samples_per_video
-    video_effect = rng.normal(0.0, setting.sd_video, v)
-    diff = effect + np.repeat(video_effect, m) + rng.normal(0.0, setting.sd_sample, v * m)
-    return diff, np.repeat(np.arange(v), m)
+def _correlated(rng: np.random.Generator, shape: tuple[int, ...], m: int, draw: Callable[..., np.ndarray]) -> np.ndarray:
+    """``[B, m, ...]`` draws whose endpoints share a component (correlation ENDPOINT_CORRELATION)."""
+    shared = draw(rng, (shape[0], 1) + shape[1:])
+    own = draw(rng, (shape[0], m) + shape[1:])
+    r = ENDPOINT_CORRELATION
+    return math.sqrt(r) * shared + math.sqrt(1 - r) * own
 
 
-def binomial_interval(n: int, p: float, level: float = 0.99) -> tuple[int, int]:
-    """Central ``level`` interval of Binomial(n, p) counts."""
-    lo, hi = sps.binom.interval(level, n, p)
-    return int(lo), int(hi)
+def _normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.standard_normal(shape)
+
+
+def _skewed(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return (rng.gamma(2.0, 1.0, shape) - 2.0) / math.sqrt(2.0)
+
+
+@dataclass
+class SimulatedStudies:
+    treatment: np.ndarray  # [B, m, k, G] per-seed, per-cluster means (raw metric units, shifted by a level)
+    control: np.ndarray
+    blend: np.ndarray  # [B, m, 1, G]
+    clip_diff: np.ndarray  # [B, G * clips]: seed-averaged per-clip improvement of the first endpoint
+
+
+def simulate(rng: np.random.Generator, setting: Setting, batch: int, effect: float) -> SimulatedStudies:
+    """``batch`` studies, drawn per sample and reduced to the means the decision uses."""
+    s, m = setting, len(DIRECTIONS)
+    g, c, n, k = s.n_clusters, s.clips, s.samples, s.seeds
+    u = s.skew * s.sd_group * _correlated(rng, (batch, g), m, _skewed)
+    benefit = (effect * s.sd_cluster + u)[..., None, None]
+    benefit = benefit + s.sd_clip * _correlated(rng, (batch, g, c), m, _normal)[..., None]  # [B, m, G, c, 1]
+
+    def arm(seeds: int) -> np.ndarray:  # per-sample noise of one arm: [B, m, k, G, c, n]
+        shift = s.sd_seed * _correlated(rng, (batch, seeds), m, _normal)[..., None, None, None]
+        inter = s.sd_interaction * _correlated(rng, (batch, seeds, g), m, _normal)[..., None, None]
+        return shift + inter + s.sd_sample * _correlated(rng, (batch, seeds, g, c, n), m, _normal)
+
+    d = np.asarray(DIRECTIONS, dtype=float)[None, :, None, None, None, None]
+    level = 30.0  # any common level: the control and blend sit on it, the treatment adds its benefit
+    t_samples = level + d * (benefit[:, :, None] + arm(k))
+    c_samples = level + d * arm(k)
+    b_samples = level + d * (-1.0 * s.sd_cluster + arm(1))  # blending is clearly worse than window 3
+    clip_t, clip_c = t_samples.mean(axis=-1), c_samples.mean(axis=-1)  # [B, m, k, G, c]
+    clip_diff = DIRECTIONS[0] * (clip_t[:, 0].mean(axis=1) - clip_c[:, 0].mean(axis=1))  # [B, G, c]
+    return SimulatedStudies(clip_t.mean(axis=-1), clip_c.mean(axis=-1), b_samples.mean(axis=(-1, -2)),
+                            clip_diff.reshape(batch, g * c))
 
 
 @dataclass
 class Rate:
     count: int
     n: int
-    expected: float
-    interval: tuple[int, int]  # binomial 99% interval of the count around `expected`
 
     @property
     def rate(self) -> float:
         return self.count / self.n
 
-    @property
-    def within(self) -> bool:
-        return self.interval[0] <= self.count <= self.interval[1]
 
-    def describe(self) -> str:
-        lo, hi = self.interval
-        return (f"{self.rate:.4f} ({self.count}/{self.n}); expected {self.expected:.4f}, binomial 99% interval "
-                f"[{lo / self.n:.4f}, {hi / self.n:.4f}] -> {'OK' if self.within else 'OUTSIDE'}")
+def binomial_interval(n: int, p: float, level: float = 0.99) -> tuple[float, float]:
+    """Central ``level`` interval of the rate of Binomial(n, p)."""
+    lo, hi = sps.binom.interval(level, n, p)
+    return float(lo) / n, float(hi) / n
 
 
 @dataclass
-class CalibrationResult:
+class CellResult:
     setting: Setting
     n_sims: int
-    type1_video: Rate
-    type1_video_ttest: Rate
-    type1_samples: Rate
-    power_video: Rate  # Wilcoxon, expected = ARE approximation
-    power_ttest: Rate  # t-test on d_v, expected = exact noncentral-t power
-    coverage: Rate  # cluster bootstrap, H0 and effect sims together
+    reject_h0: Rate  # the report's decision under H0
+    old_clip_level: Rate  # v1: Wilcoxon on per-clip means, seeds averaged
+    seed_ignoring: Rate  # Wilcoxon on the d_c, seeds averaged
+    power: Rate  # the report's decision under the effect
+    coverage: Rate  # the first endpoint's interval covers the true effect (H0 and effect studies)
+
+    @property
+    def type1_limit(self) -> float:
+        return binomial_interval(self.n_sims, self.setting.alpha)[1]
+
+    @property
+    def holds_alpha(self) -> bool:
+        return self.reject_h0.rate <= self.type1_limit
+
+    @property
+    def coverage_ok(self) -> bool:
+        return abs(self.coverage.rate - 0.95) <= 0.02
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"setting": asdict(self.setting), "n_sims": self.n_sims}
-        for key in ("type1_video", "type1_video_ttest", "type1_samples", "power_video", "power_ttest", "coverage"):
+        out: dict[str, Any] = {"setting": asdict(self.setting), "n_sims": self.n_sims,
+                               "sd_cluster": self.setting.sd_cluster, "type1_limit": self.type1_limit,
+                               "holds_alpha": self.holds_alpha, "coverage_ok": self.coverage_ok}
+        for key in ("reject_h0", "old_clip_level", "seed_ignoring", "power", "coverage"):
             r: Rate = getattr(self, key)
-            out[key] = {"rate": r.rate, "count": r.count, "n": r.n, "expected": r.expected,
-                        "interval": [r.interval[0] / r.n, r.interval[1] / r.n], "within": r.within}
+            out[key] = {"rate": r.rate, "count": r.count, "n": r.n}
         return out
 
-    def lines(self) -> list[str]:
-        s = self.setting
-        return [
-            f"setting: {s.n_videos} videos x {s.samples_per_video} samples, sd_video={s.sd_video}, sd_sample={s.sd_sample} "
-            f"(ICC {s.icc:.2f}), effect={s.effect}, alpha={s.alpha}, {self.n_sims} simulated studies per scenario",
-            f"type-I error, video-level Wilcoxon (the decision): {self.type1_video.describe()}",
-            f"type-I error, video-level t-test:                  {self.type1_video_ttest.describe()}",
-            f"type-I error, sample-level Wilcoxon (ignores correlation): {self.type1_samples.rate:.4f} "
-            f"({self.type1_samples.count}/{self.n_sims}), {self.type1_samples.rate / s.alpha:.1f}x alpha "
-            f"-> {'over-rejects' if self.type1_samples.count > self.type1_samples.interval[1] else 'does not over-reject'}",
-            f"power, video-level t-test vs exact theory:         {self.power_ttest.describe()}",
-            f"power, video-level Wilcoxon vs ARE approximation:  {self.power_video.describe()}",
-            f"cluster-bootstrap {int(s.level * 100)}% CI coverage of the true mean: {self.coverage.describe()}",
-        ]
 
-
-def run_calibration(
-    n_sims: int,
-    setting: Setting = Setting(),
-    *,
-    seed: int = 0,
-    progress: Callable[[int], None] | None = None,
-) -> CalibrationResult:
-    """Simulate ``n_sims`` studies under H0 and ``n_sims`` with ``setting.effect``; count rejections and coverage.
-
-    ``progress`` is called with the number of simulated studies finished (out of 2 * n_sims).
-    """
+def run_cell(n_sims: int, setting: Setting, *, seed: int = 0,
+             progress: Callable[[int], None] | None = None) -> CellResult:
+    """``n_sims`` studies under H0 and ``n_sims`` under ``setting.effect``, in chunks of about 4M samples."""
     rng = np.random.default_rng(seed)
-    alpha = setting.alpha
-    rej_video = rej_t = rej_samples = 0
-    pow_video = pow_t = 0
-    covered = 0
-    done = 0
+    per_study = len(DIRECTIONS) * setting.seeds * setting.n_clusters * setting.clips * setting.samples
+    chunk = max(1, 4_000_000 // per_study)
+    counts = dict(reject=0, clip=0, ignoring=0, power=0, covered=0)
     for effect in (0.0, setting.effect):
-        for _ in range(n_sims):
-            diff, vids = simulate_study(rng, setting, effect)
-            _, d_v, _ = stats.video_means(diff, vids)
-            p_video = stats.wilcoxon_p(d_v)
-            p_t = stats.ttest_p(d_v)
-            lo, hi = stats.cluster_bootstrap_ci(diff, vids, n_boot=setting.n_boot, level=setting.level, seed=rng)
-            covered += lo <= effect <= hi
+        done = 0
+        while done < n_sims:
+            b = min(chunk, n_sims - done)
+            sims = simulate(rng, setting, b, effect)
+            res = decision.decide_primary(sims.treatment, sims.control, DIRECTIONS, procedure=setting.procedure,
+                                          alpha=setting.alpha, blend=sims.blend)
+            first = res.tests[0]
+            truth = effect * setting.sd_cluster
+            counts["covered"] += int(((first.ci_low <= truth) & (truth <= first.ci_high)).sum())
             if effect == 0.0:
-                rej_video += p_video < alpha
-                rej_t += p_t < alpha
-                rej_samples += stats.wilcoxon_p(diff) < alpha
+                counts["reject"] += int(res.reject_h0.sum())
+                counts["clip"] += int((decision.wilcoxon_greater(sims.clip_diff) < setting.alpha).sum())
+                counts["ignoring"] += int((first.p_wilcoxon < setting.alpha).sum())
             else:
-                pow_video += p_video < alpha
-                pow_t += p_t < alpha
-            done += 1
+                counts["power"] += int(res.reject_h0.sum())
+            done += b
             if progress is not None:
-                progress(done)
+                progress(b)
     n = n_sims
-    sd = setting.sd_video_mean
-    t_power = stats.t_test_power(setting.effect, sd, setting.n_videos, alpha)
-    w_power = stats.wilcoxon_power_approx(setting.effect, sd, setting.n_videos, alpha)
+    return CellResult(setting, n, Rate(counts["reject"], n), Rate(counts["clip"], n), Rate(counts["ignoring"], n),
+                      Rate(counts["power"], n), Rate(counts["covered"], 2 * n))
 
-    def rate(count: int, total: int, expected: float) -> Rate:
-        return Rate(int(count), total, expected, binomial_interval(total, expected))
 
-    return CalibrationResult(
-        setting=setting,
-        n_sims=n,
-        type1_video=rate(rej_video, n, alpha),
-        type1_video_ttest=rate(rej_t, n, alpha),
-        type1_samples=rate(rej_samples, n, alpha),
-        power_video=rate(pow_video, n, w_power),
-        power_ttest=rate(pow_t, n, t_power),
-        coverage=rate(covered, 2 * n, setting.level),
-    )
+def grid(clusters: tuple[int, ...] = (8, 30, 200), seed_factors: tuple[float, ...] = (0.0, 0.5, 2.0),
+         **kw: Any) -> list[Setting]:
+    """The calibration table's cells: every number of clusters by every seed SD (relative to the per-cluster SD)."""
+    return [Setting(n_clusters=n, seed_factor=f, **kw) for n in clusters for f in seed_factors]
+
+
+def table_lines(cells: list[CellResult]) -> list[str]:
+    """The calibration table as Markdown."""
+    first = cells[0]
+    lo, hi = binomial_interval(first.n_sims, first.setting.alpha)
+    head = [f"alpha = {first.setting.alpha:g}, {first.n_sims} simulated studies per cell under H0 and as many under "
+            f"an effect of {first.setting.effect:g} per-cluster SD; binomial 99% interval of the rejection rate "
+            f"under H0: [{lo:.4f}, {hi:.4f}]", "",
+            "| clusters | seed SD / cluster SD | reject_h0 under H0 | holds alpha | old clip-level | seed-ignoring | "
+            "power | 95% CI coverage |",
+            "|---:|---:|---:|:--|---:|---:|---:|---:|"]
+    rows = []
+    for c in cells:
+        s = c.setting
+        rows.append(f"| {s.n_clusters} | {s.seed_factor:g} | {c.reject_h0.rate:.4f} | "
+                    f"{'yes' if c.holds_alpha else 'NO'} | {c.old_clip_level.rate:.4f} | {c.seed_ignoring.rate:.4f} | "
+                    f"{c.power.rate:.4f} | {c.coverage.rate:.4f}{'' if c.coverage_ok else ' (outside 93-97%)'} |")
+    return head + rows

@@ -37,30 +37,31 @@ def save_figure(fig: Any, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def plot_differences(per_video: pd.DataFrame, comparison: dict[str, Any], path: Path) -> Path:
-    """Distribution of the per-video improvements d_v, one panel per metric (box + every video)."""
+def plot_differences(per_cluster: pd.DataFrame, comparison: dict[str, Any], path: Path) -> Path:
+    """Distribution of the per-cluster improvements d_c, one panel per metric (box + every cluster)."""
     metrics = [d["metric"] for d in comparison["metrics"]]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 1.0 + 1.3 * len(metrics)), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, d in zip(axes[:, 0], comparison["metrics"]):
-        vals = per_video[f"{d['metric']}_improvement"].to_numpy(dtype=float)
+        vals = per_cluster[f"{d['metric']}_improvement"].to_numpy(dtype=float)
         ax.boxplot(vals, widths=0.5, showfliers=False, **_HORIZONTAL)
         ax.scatter(vals, 1 + rng.uniform(-0.15, 0.15, len(vals)), s=12, alpha=0.7, color="tab:blue", zorder=3)
         ax.axvline(0.0, color="black", lw=0.8, ls="--")
         ax.set_yticks([])
         verdict = "significant" if d["significant"] else ("worse" if d["worse"] else "n.s.")
-        ax.set_title(f"{display(d['metric'])}: p_wilcoxon={d['p_wilcoxon']:.3g}, p_holm={d['p_holm']:.3g} ({verdict})",
+        ax.set_title(f"{display(d['metric'])}: p={d['p_decision']:.3g}, adjusted {d['p_holm']:.3g} ({verdict})",
                      fontsize=9)
-    axes[-1, 0].set_xlabel("per-video improvement (treatment better →)")
-    fig.suptitle(f"{comparison['treatment']} vs {comparison['control']}: {comparison['n_videos']} videos", fontsize=10)
+    axes[-1, 0].set_xlabel("per-cluster improvement d_c (treatment better →)")
+    fig.suptitle(f"{comparison['treatment']} vs {comparison['control']}: {comparison['n_clusters']} independent sources",
+                 fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def plot_per_video(per_video: pd.DataFrame, comparison: dict[str, Any], path: Path) -> Path:
-    """Per-video effect for each metric, videos sorted by the first metric's improvement."""
+def plot_per_cluster(per_cluster: pd.DataFrame, comparison: dict[str, Any], path: Path) -> Path:
+    """Per-cluster effect for each metric, clusters sorted by the first metric's improvement."""
     metrics = [d["metric"] for d in comparison["metrics"]]
-    pv = per_video.sort_values(f"{metrics[0]}_improvement").reset_index(drop=True)
+    pv = per_cluster.sort_values(f"{metrics[0]}_improvement").reset_index(drop=True)
     n = len(pv)
     height = min(2.0 + 0.22 * n, 30.0)
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics) + 1.5, height), squeeze=False, sharey=True)
@@ -78,18 +79,19 @@ def plot_per_video(per_video: pd.DataFrame, comparison: dict[str, Any], path: Pa
         ax.tick_params(axis="x", labelsize=7)
     if n <= 60:
         axes[0, 0].set_yticks(y)
-        axes[0, 0].set_yticklabels([f"{v} ({c})" for v, c in zip(pv["video_id"], pv["n_samples"])], fontsize=6)
+        axes[0, 0].set_yticklabels([f"{v} ({c})" for v, c in zip(pv["cluster_id"], pv["n_samples"])], fontsize=6)
     else:
         axes[0, 0].set_yticks([])
-        axes[0, 0].set_ylabel(f"{n} videos (sorted)")
-    fig.suptitle(f"Per-video effects: {comparison['treatment']} vs {comparison['control']} "
-                 f"(label: video (samples))", fontsize=10)
+        axes[0, 0].set_ylabel(f"{n} clusters (sorted)")
+    fig.suptitle(f"Per-cluster effects: {comparison['treatment']} vs {comparison['control']} "
+                 f"(label: cluster (samples))", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
 
 def plot_forest(comparisons: Sequence[dict[str, Any]], path: Path, level: float = 0.95) -> Path:
-    """Mean improvement with its cluster-bootstrap CI, one panel per metric, one row per comparison."""
+    """Mean improvement with its seed-aware CI and the smallest effect of interest, one panel per metric,
+    one row per comparison."""
     metrics = [d["metric"] for d in comparisons[0]["metrics"]]
     labels = [f"{c['treatment']} vs {c['control']}" for c in comparisons]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 2.5, 1.2 + 0.45 * len(comparisons)),
@@ -106,11 +108,15 @@ def plot_forest(comparisons: Sequence[dict[str, Any]], path: Path, level: float 
                 ax.plot([lo, hi], [yi, yi], color=color, lw=2)
             ax.plot(est, yi, "o", color=color)
         ax.axvline(0.0, color="black", lw=0.8, ls="--")
+        sesoi = comparisons[0]["metrics"][metrics.index(m)].get("sesoi")
+        if sesoi:
+            ax.axvline(sesoi, color="tab:orange", lw=0.8, ls=":")
         ax.set_title(display(m), fontsize=9)
         ax.set_xlabel(f"mean improvement, {int(level * 100)}% CI →", fontsize=8)
     axes[0, 0].set_yticks(y)
     axes[0, 0].set_yticklabels(labels, fontsize=7)
-    fig.suptitle("Effects (green: significant improvement after Holm; red: significantly worse)", fontsize=10)
+    fig.suptitle("Effects (green: significant in its family; red: significantly worse; orange: smallest effect "
+                 "of interest)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 
@@ -140,7 +146,7 @@ def plot_metric_vs_window(arms: pd.DataFrame, metrics: Sequence[str], path: Path
         for j, (_, b) in enumerate(baselines.iterrows()):
             ax.axhline(b[f"{m}_mean"], ls="--", lw=1, color=f"C{len(offsets) + j}", label=b["arm"])
         ax.set_xlabel("window (frames incl. target)")
-        ax.set_title(f"{display(m)} (test, 95% CI over videos)", fontsize=9)
+        ax.set_title(f"{display(m)} (test, 95% CI over clusters)", fontsize=9)
         ax.set_xticks(sorted({int(w) for w in model["window"]}))
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()

@@ -84,17 +84,23 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def comparison_table(comp: dict[str, Any], level: float) -> str:
     rows = []
     for d in comp["metrics"]:
-        decision = "**improved**" if d["significant"] else ("**WORSE**" if d["worse"] else "n.s.")
+        if not d.get("tested", True):
+            decision = "not tested"
+        else:
+            decision = "**improved**" if d["significant"] else ("**WORSE**" if d["worse"] else "n.s.")
         arrow = "↑" if d["direction"] > 0 else "↓"
         rows.append([
             f"{display(d['metric'])} {arrow}", fmt(d["mean_treatment"]), fmt(d["mean_control"]), fmt(d["mean_diff"]),
-            f"[{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]", fmt_p(d["p_wilcoxon"]), fmt_p(d["p_ttest"]),
-            fmt_p(d["p_permutation"]), fmt_p(d["p_holm"]), fmt_p(d["p_wilcoxon_samples"]), fmt(d["effect_dz"], 3),
-            fmt(d["rank_biserial"], 3), f"{d['n_videos_improved']}/{d['n_videos_worse']}", decision,
+            f"[{fmt(d['ci_low'])}, {fmt(d['ci_high'])}]", fmt(d["sesoi"]), fmt_p(d["p_decision"]), fmt_p(d["p_holm"]),
+            fmt_p(d["p_seeds"]), fmt_p(d["p_wilcoxon"]), fmt_p(d["p_ttest"]), fmt_p(d["p_permutation"]),
+            fmt_p(d["p_wilcoxon_samples"]), fmt(d["effect_dz"], 3), fmt(d["rank_biserial"], 3),
+            f"{d['n_clusters_improved']}/{d['n_clusters_worse']}", "yes" if d["every_seed_agrees"] else "no",
+            decision, d.get("sesoi_status", ""),
         ])
-    header = ["metric", "treatment", "control", "Δ = T − C", f"{int(level * 100)}% CI (video bootstrap)",
-              "p Wilcoxon (videos)", "p t-test", "p permutation", "p Holm", "p Wilcoxon (samples)†",
-              "d_z", "r_rb", "videos better/worse", "decision"]
+    header = ["metric", "treatment", "control", "Δ = T − C", f"{int(level * 100)}% CI (seeds random)",
+              "smallest effect of interest", "p", "p adjusted (family)", "p seed-aware t", "p Wilcoxon (clusters)",
+              "p t-test (clusters, seeds ignored)†", "p permutation (clusters)†", "p Wilcoxon (samples)†",
+              "d_z", "r_rb", "clusters better/worse", "every seed agrees", "decision", "against the smallest effect"]
     return md_table(header, rows)
 
 
@@ -113,7 +119,8 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
     r = analysis.results
     opts = analysis.options
     study = analysis.study
-    out: list[str] = ["# LIFT significance report", "", f"**Decision.** {r['decision']}", ""]
+    out: list[str] = ["# LIFT significance report", "", f"## Verdict: {r['verdict']}", "",
+                      f"**Decision.** {r['decision']}", ""]
 
     out += ["## Setup", ""]
     srcs = r["sources"]
@@ -122,11 +129,18 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
     if r["summary_sources"]:
         out.append("- Tuning summary: " + ", ".join(f"`{_shown_path(s)}`" for s in r["summary_sources"]))
     out.append(f"- Data: {', '.join(r['datasets']) or 'unknown dataset'}; test split: {r['n_test_samples']} samples "
-               f"from {r['n_test_videos']} videos")
+               f"from {r['n_test_videos']} videos of {r['n_test_clusters']} independent sources (clusters)")
     out.append(f"- Metrics tested (one-sided, arrow = better): " + ", ".join(
         f"{display(m)} {'↑' if r['metric_direction'][m] > 0 else '↓'}" for m in r["metrics"]))
-    out.append(f"- alpha = {r['alpha']:g}; Holm-Bonferroni over {r['holm_family_size']} tests "
-               f"({len(r['comparisons'])} comparison(s) × {len(r['metrics'])} metric(s))")
+    fam, des = r["family"], r["design"]
+    order = " → ".join(display(m) for m in fam["endpoints"])
+    out.append(f"- Family (the study config's `report:` section, or the default when the study has none): alpha = {fam['alpha']:g}; primary endpoints "
+               + (f"in fixed sequence {order}" if fam["procedure"] == "fixed_sequence" else f"Holm over {order}")
+               + "; harm check on every endpoint; secondary family (Holm) tested only when H0 is rejected; "
+               "smallest effects of interest " + ", ".join(f"{display(m)} {v:g}" for m, v in fam["sesoi"].items()))
+    out.append(f"- Design: {des['n_clusters']} independent sources in the primary comparison; smallest achievable p "
+               f"{des['min_achievable_p']:.3g} ({des['clusters_needed']} sources needed to reach alpha); "
+               f"at least {des['min_seeds']} seeds per arm for a verdict")
     n_cap = sum(r["n_psnr_capped"].values())
     out.append(f"- PSNR ceiling {r['psnr_cap_db']:g} dB: {n_cap} test row(s) above it (+inf for identical frames) were "
                f"set to it before averaging and differencing"
@@ -134,34 +148,56 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
     arms = analysis.tables["arms"]
     rows = []
     for _, a in arms.iterrows():
-        rows.append([a["arm"], a["seeds"], a["n"], a["n_videos"]]
+        rows.append([a["arm"], a["seeds"], a["n"], a["n_videos"], a["n_clusters"]]
                     + [f"{fmt(a[f'{m}_mean'])} [{fmt(a[f'{m}_ci_low'])}, {fmt(a[f'{m}_ci_high'])}]" for m in r["metrics"]])
-    out += ["", "Test arms (metric means over seed-averaged samples; 95% t-interval over per-video means):", "",
-            md_table(["arm", "seeds", "samples", "videos"] + [display(m) for m in r["metrics"]], rows), ""]
+    out += ["", "Test arms (metric means over clusters of seed-averaged samples; 95% t-interval over per-cluster "
+            "means):", "", md_table(["arm", "seeds", "samples", "videos", "clusters"]
+                                    + [display(m) for m in r["metrics"]], rows), ""]
     info = r["study"]
     if info["missing_arms"] or info["missing_seeds"]:
         out.append("**Partial study.** Missing arms: " + (", ".join(info["missing_arms"]) or "none") + "; missing seeds: "
                    + (", ".join(f"{a}: {s}" for a, s in info["missing_seeds"].items()) or "none") + ".")
         out.append("")
 
-    out += ["## Comparisons", ""]
-    for comp in r["comparisons"]:
-        label = f"{comp['treatment']} vs {comp['control']}"
-        kind = "primary" if comp["primary"] else "secondary"
-        out += [f"### {label} ({kind})", "",
-                f"{comp['n']} paired samples from {comp['n_videos']} videos; seeds {comp['seeds_treatment']} vs "
-                f"{comp['seeds_control']}. H0 for this comparison: "
-                f"**{'rejected' if comp['reject_h0'] else 'not rejected'}**.", "",
-                comparison_table(comp, opts.level), ""]
-        for key in (f"differences__{label}", f"per_video__{label}"):
-            if key in plots:
-                out += [f"![{key}]({plots[key]})", ""]
-    out += ["Δ and its CI are in the metric's units (treatment − control); d_z (Cohen's, on per-video differences) and "
-            "r_rb (matched-pairs rank-biserial) are oriented so that positive means the treatment is better. "
-            "† The sample-level Wilcoxon treats every frame as independent and ignores within-video correlation: "
-            "shown for reference only, never used for the decision.", ""]
+    titles = {"primary": "Primary family (decides H0)", "secondary": "Secondary family (gatekept, Holm)",
+              "sanity": "Sanity check (window 3 must beat blending)"}
+    for family in ("primary", "secondary", "sanity"):
+        comps = [c for c in r["comparisons"] if c["family"] == family]
+        if not comps:
+            continue
+        out += [f"## {titles[family]}", ""]
+        for comp in comps:
+            label = f"{comp['treatment']} vs {comp['control']}"
+            if family == "sanity":
+                status = "passed" if comp.get("sanity_ok") else "FAILED"
+            elif family == "primary":
+                status = "H0 rejected" if comp["reject_h0"] else "H0 not rejected"
+            else:
+                status = ("significant" if comp["reject_h0"] else "not significant") if comp["metrics"][0].get("tested") \
+                    else "not tested"
+            out += [f"### {label}: {status}", "",
+                    f"{comp['n']} paired samples from {comp['n_videos']} videos of {comp['n_clusters']} independent "
+                    f"sources; seeds {comp['seeds_treatment']} vs {comp['seeds_control']}.", "",
+                    comparison_table(comp, opts.level), ""]
+            for key in (f"differences__{label}", f"per_cluster__{label}"):
+                if key in plots:
+                    out += [f"![{key}]({plots[key]})", ""]
+    out += ["Δ and its CI are in the metric's units (treatment − control), over clusters; d_z and r_rb "
+            "(matched-pairs rank-biserial) on the per-cluster differences d_c, oriented so that positive means the "
+            "treatment is better. p is the decision's (the larger of the seed-aware t-test and the Wilcoxon test on "
+            "the d_c); 'p adjusted' is its fixed-sequence or Holm value in its family. † Shown for reference only, never "
+            "used for the decision: the t-test and permutation test on the d_c ignore the seed variance, the "
+            "sample-level Wilcoxon treats every frame as independent.", ""]
     if "forest" in plots:
         out += ["## Effects overview", "", f"![forest]({plots['forest']})", ""]
+    out += ["## Frames", ""]
+    if "frames" in plots:
+        out += ["Ground truth, control, treatment and their absolute errors, for the test samples (among the fixed "
+                "subset whose predictions the confirm stage keeps) where the primary comparison's arms differ most "
+                "and least on the first endpoint:", "", f"![frames panel]({plots['frames']})", ""]
+    else:
+        out += ["No frames panel: no confirm run of both primary arms kept predicted frames (`frames/index.json` "
+                "beside its samples.parquet), or plots were not written.", ""]
     if "metric_vs_window" in plots:
         out += ["## Metric vs window and offset", "", f"![metric vs window]({plots['metric_vs_window']})", ""]
 
@@ -176,7 +212,9 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
                           for _, s in multi.iterrows()]), ""]
     sd = analysis.tables["seed_differences"]
     if not sd.empty:
-        out += ["Per-seed mean differences (T − C; `T1` = treatment seed 1 against the control's seed average):", "",
+        out += ["Per-seed mean differences over clusters (T − C; seeds of the same number are paired when both arms "
+                "have them; `T1` = treatment seed 1 against the control's seed average). \"Every seed agrees\" in "
+                "the tables above: every per-seed difference points the same way.", "",
                 md_table(["comparison", "metric", "seed", "Δ", "treatment better"],
                          [[f"{x['treatment']} vs {x['control']}", display(x["metric"]), x["seed"], x["mean_diff"],
                            x["improves"]] for _, x in sd.iterrows()]), ""]
@@ -203,7 +241,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
         out += [md_table(["arm", "samples"] + [f"{display(m)} ↓" for m in fm],
                          [[f["arm"], f["n"]] + [f"{fmt(f[f'{m}_mean'])} [{fmt(f[f'{m}_ci_low'])}, {fmt(f[f'{m}_ci_high'])}]"
                                                 for m in fm] for _, f in flow.iterrows()]),
-                "", "Flow metrics are summarised (mean, 95% t-interval over videos), not part of the H0 test.", ""]
+                "", "Flow metrics are summarised (mean, 95% t-interval over clusters), not part of the H0 test.", ""]
     else:
         out += ["No flow columns (epe, warp_error) in the test rows.", ""]
 
@@ -213,22 +251,26 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
     if analysis.notes:
         out += ["## Notes", ""] + [f"- {n}" for n in analysis.notes] + [""]
 
-    out += ["## Method", "",
+    out += ["## Method (STATISTICS.md, version 2)", "",
             "- Only `split=test` rows are tested; `split=val` rows (tuning) are summarised. Arms are paired by "
-            "`sample_id`; a sample's value for a multi-seed arm is the mean over its seeds.",
-            "- Unit of analysis: the video. d_v = mean over the video's samples of (T − C), multiplied by the metric's "
-            "direction so that positive = better.",
-            "- Primary: one-sided Wilcoxon signed-rank on the d_v (`scipy.stats.wilcoxon(d, alternative='greater')`, "
-            "default method; zero differences dropped). Also on the d_v: one-sample t-test and a sign-flip permutation "
-            f"test of the mean (exact up to 16 videos, else {opts.n_permutations} seeded flips).",
-            f"- Δ CI: studentized bootstrap (bootstrap-t with a cluster-robust standard error) resampling whole videos "
-            f"({opts.n_boot} replicates, seed {opts.seed}); the percentile interval under-covers with few videos.",
-            "- Effect sizes on the d_v: Cohen's d_z = mean / SD; matched-pairs rank-biserial r = (R+ − R−) / (R+ + R−).",
-            "- Holm-Bonferroni over every (comparison, metric) primary p-value. A metric is *improved* when its p_holm < "
-            "alpha, *worse* when the opposite one-sided test, Holm-adjusted the same way, is < alpha. The headline H0 "
-            "is decided by the primary comparison(s) (treatment vs window=3 or the given --control); baseline "
-            "comparisons are reported and counted in the Holm family but do not decide it.",
-            f"- PSNR values above {r['psnr_cap_db']:g} dB (including +inf) are capped at that value.", ""]
+            "`sample_id`.",
+            "- Unit of analysis: the independent source (`cluster_id`: UCF-101 group, the clip of segments, X4K scene, "
+            "Vimeo sequence folder, synthetic source). d_c = mean over the cluster's samples of the seed-averaged "
+            "(T − C), times the metric's direction, so that positive = better.",
+            "- Seeds are random: SE² = s²(d_c)/n + V_T + V_C, where V_arm is the arm's seed variance over its number "
+            "of seeds (variance of its per-seed means less the seed-by-cluster part, at least 0); Welch–Satterthwaite "
+            "degrees of freedom; the interval is the t interval with them. A verdict needs at least 3 seeds per arm.",
+            "- The decision's p of a metric is the larger of that t-test and the one-sided Wilcoxon signed-rank test "
+            "on the d_c (`scipy.stats.wilcoxon`, exact up to 50 clusters), which sets the design's floor 2^-n. "
+            "Significantly worse: the same test in the other direction at alpha.",
+            "- Primary family: the endpoints in the study config's order, in fixed sequence (each tested at alpha "
+            "only when the one before it was rejected) or Holm; H0 is rejected when the first endpoint (fixed "
+            "sequence) or any endpoint (Holm) is rejected and no endpoint is significantly worse. Secondary family: "
+            "Holm over its (comparison, endpoint) tests, only when H0 was rejected. Sanity: window 3's mean beats "
+            "blend's on the first endpoint, else the verdict is 'inconclusive'.",
+            "- Calibration of this decision: `studies/simulate_calibration.py` (README).",
+            f"- Infinite PSNR (identical frames): capped at {r['psnr_cap_db']:g} dB when the tables are combined, "
+            "before any mean or difference (the one place it is handled).", ""]
 
     out += ["## Files", "", "- `results.json`: every number above; `tables/*.csv` and `tables/*.json`: every table; "
             "`plots/*.png`: the figures.", ""]
@@ -250,15 +292,24 @@ def write_report(analysis: Analysis, out_dir: Path, *, make_plots: bool = True) 
         comps = analysis.results["comparisons"]
         for comp in comps:
             label = f"{comp['treatment']} vs {comp['control']}"
-            pv = analysis.per_video[label]
+            pv = analysis.per_cluster[label]
             kinds = [("differences", P.plot_differences)]
-            if comp["primary"]:  # per-video bars against a baseline add little and cost time
-                kinds.append(("per_video", P.plot_per_video))
+            if comp["primary"]:  # per-cluster bars against a baseline add little and cost time
+                kinds.append(("per_cluster", P.plot_per_cluster))
             for kind, fn in kinds:
                 path = fn(pv, comp, plots_dir / f"{kind}__{slug(label)}.png")
                 plot_paths[f"{kind}__{label}"] = path.relative_to(out_dir).as_posix()
-        plot_paths["forest"] = P.plot_forest(comps, plots_dir / "forest.png", analysis.options.level) \
+        tested = [c for c in comps if c["family"] != "sanity"]
+        plot_paths["forest"] = P.plot_forest(tested, plots_dir / "forest.png", analysis.options.level) \
             .relative_to(out_dir).as_posix()
+        primary = [c for c in comps if c["family"] == "primary"]
+        if primary:
+            from lift.report.frames import write_frames_panel
+
+            panel, chosen = write_frames_panel(analysis.study, primary[0], plots_dir / "frames_panel.png")
+            if panel is not None:
+                plot_paths["frames"] = panel.relative_to(out_dir).as_posix()
+                write_table(chosen, tables_dir, "frames_panel")
         mvw = P.plot_metric_vs_window(analysis.tables["arms"], analysis.results["metrics"], plots_dir / "metric_vs_window.png")
         if mvw is not None:
             plot_paths["metric_vs_window"] = mvw.relative_to(out_dir).as_posix()

@@ -20,7 +20,7 @@ from lift.report.stats import METRIC_DIRECTION, PSNR_CEILING_DB
 
 TABLE_NAMES = ("samples.parquet", "samples.csv")
 SUMMARY_NAME = "study_summary.json"
-ID_COLUMNS = ("sample_id", "video_id", "target_index", "timestep", "arm", "split", "seed", "trial_id")
+ID_COLUMNS = ("sample_id", "video_id", "cluster_id", "target_index", "timestep", "arm", "split", "seed", "trial_id")
 PRIMARY_METRICS = ("psnr", "ssim", "lpips")
 FLOW_METRICS = ("epe", "epe_gt1", "epe_gt3", "warp_error")
 TEST_SPLIT = "test"
@@ -142,13 +142,18 @@ def discover_inputs(paths: Sequence[str | Path]) -> Inputs:
 
 
 def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataFrame:
-    """Read and validate one per-sample table; adds a ``source`` column with the file path."""
+    """Read and validate one per-sample table; adds a ``source`` column with the file path.
+
+    Values a metric cannot take (SSIM outside [-1, 1], negative LPIPS, NaN PSNR...) are input errors that
+    name the table, the column and the first such row. Infinite PSNR (identical frames) is allowed and capped
+    at ``psnr_cap`` in :func:`combine_tables`, the one place that handles it."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, dtype={"sample_id": str, "video_id": str, "arm": str, "split": str, "trial_id": str})
+            df = pd.read_csv(path, dtype={"sample_id": str, "video_id": str, "cluster_id": str, "arm": str, "split": str,
+                                          "trial_id": str})
     except Exception as exc:  # any reader failure is the same user problem: the file is not a table
         raise ReportError(f"{path}: cannot read the per-sample table ({type(exc).__name__}: {exc})") from None
     if len(df) == 0:
@@ -160,7 +165,7 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
             f"{', '.join((*ID_COLUMNS, *metrics))} (see ARCHITECTURE.md)"
         )
     df = df.copy()
-    for col in ("sample_id", "video_id", "arm", "split"):
+    for col in ("sample_id", "video_id", "cluster_id", "arm", "split"):
         nulls = df[col].isna() | (df[col].astype(str).str.strip() == "")
         if nulls.any():
             raise ReportError(f"{path}: column {col!r} is empty in {int(nulls.sum())} row(s)")
@@ -190,19 +195,61 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
         # Tuning-stage (val) rows may lack a metric that is too slow to compute per trial; they are only summarised.
         nan = values.isna() & (df["split"].str.lower() == TEST_SPLIT)
         if nan.any():
-            arms = ", ".join(sorted(df.loc[nan, "arm"].unique()))
-            raise ReportError(
-                f"{path}: metric {col!r} is missing (NaN) in {int(nan.sum())} of {len(df)} row(s) (arms: {arms}); "
-                f"re-evaluate, or leave the metric out with --metrics"
-            )
+            _bad_value(path, df, col, nan, "a number in every test row (NaN: not evaluated; re-evaluate, or leave "
+                                           "the metric out with --metrics)")
         # +inf PSNR is legitimate (identical frames) and capped later; anything else non-finite is not.
         bad = values.notna() & ~np.isfinite(values) & ~((col == "psnr") & (values == np.inf))
         if bad.any():
-            raise ReportError(f"{path}: metric {col!r} has {int(bad.sum())} non-finite value(s) (e.g. {values[bad].iloc[0]})")
+            _bad_value(path, df, col, bad, "a finite number" + (" or +inf (identical frames)" if col == "psnr" else ""))
+    check_metric_ranges(path, df)
     for arm in df["arm"].unique():
         parse_arm(arm, str(path))
     df["source"] = str(path)
     return df
+
+
+# What a metric can be at all: a value outside is a broken evaluation, not a result.
+METRIC_RANGES: dict[str, tuple[float, float, str]] = {
+    "ssim": (-1.0, 1.0, "within [-1, 1]"),
+    "lpips": (0.0, math.inf, "non-negative"),
+    "epe": (0.0, math.inf, "non-negative"),
+    "warp_error": (0.0, math.inf, "non-negative"),
+}
+
+
+def _bad_value(path: Path, df: pd.DataFrame, col: str, bad: pd.Series, expected: str) -> None:
+    """Raise naming the table, the column and the first offending row (0-based, with its sample and arm)."""
+    row = int(np.flatnonzero(bad.to_numpy())[0])
+    rec = df.iloc[row]
+    raise ReportError(f"{path}: column {col!r} row {row} (sample_id {rec['sample_id']!r}, arm {rec['arm']!r}) is "
+                      f"{_plain(rec[col])!r}, expected {expected}; {int(bad.sum())} row(s) like it")
+
+
+def check_metric_ranges(path: Path, df: pd.DataFrame) -> None:
+    """PSNR never NaN; SSIM within [-1, 1]; LPIPS and flow errors non-negative (NaN allowed where a metric
+    may be missing: val rows and flow columns)."""
+    if "psnr" in df.columns:
+        nan = df["psnr"].isna()
+        if nan.any():
+            _bad_value(path, df, "psnr", nan, "a number of dB (PSNR is never NaN)")
+    for col, (low, high, expected) in METRIC_RANGES.items():
+        if col in df.columns:
+            values = df[col]
+            bad = values.notna() & ((values < low) | (values > high))
+            if bad.any():
+                _bad_value(path, df, col, bad, expected)
+
+
+def _moved_storage(storage: str, study_root: Path) -> str:
+    """The Optuna storage URL, following a study folder that was moved after the study ran (the summary
+    records absolute paths): a missing ``sqlite:///`` file found under the folder's own name is used."""
+    prefix = "sqlite:///"
+    if storage.startswith(prefix):
+        recorded = Path(storage[len(prefix):])
+        here = study_root / recorded.name
+        if not recorded.is_file() and here.is_file():
+            return prefix + str(here)
+    return storage
 
 
 def _number(value: Any) -> float | None:
@@ -218,7 +265,7 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
     optionally ``best_val_psnr``, ``best_trial``, ``best_params``); ``trials`` objects with ``arm``,
     ``trial_id``, ``status``, ``best_val_psnr``, ``config`` or ``params``; ``confirm`` runs with
     ``arm``, ``seed``, ``status``; ``failed_trials`` as a count or a list; ``optuna_storage`` or
-    ``optuna.storage``; ``complete``.
+    ``optuna.storage``; ``complete``; ``family`` (the study config's ``report:`` section, the test family).
     """
     merged: dict[str, Any] = {"arms": [], "arm_info": {}, "trials": [], "confirm": [], "failed_trials": 0,
                               "sources": []}
@@ -258,10 +305,10 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
         optuna = data.get("optuna")
         storage = data.get("optuna_storage") or (optuna.get("storage") if isinstance(optuna, dict) else None)
         if storage and "optuna_storage" not in merged:
-            merged["optuna_storage"] = str(storage)
+            merged["optuna_storage"] = _moved_storage(str(storage), Path(path).parent)
         if data.get("complete") is False:
             notes.append(f"{path}: the study summary says the study is not complete")
-        for key in ("study", "name", "preset", "dataset"):
+        for key in ("study", "name", "preset", "dataset", "family", "design"):
             if key in data and key not in merged:
                 merged[key] = data[key]
     merged["arms"] = list(dict.fromkeys(merged["arms"]))
@@ -374,8 +421,14 @@ def _plain(value: Any) -> Any:
 
 
 def _check_sample_identity(df: pd.DataFrame) -> None:
-    """One sample_id must always name the same video and target frame."""
-    for col in ("video_id", "target_index"):
+    """One sample_id must always name the same video, source and target frame; one video one source."""
+    n = df.groupby("video_id")["cluster_id"].nunique()
+    if (n > 1).any():
+        vid = n[n > 1].index[0]
+        vals = sorted(map(str, df.loc[df["video_id"] == vid, "cluster_id"].unique()))
+        raise ReportError(f"video_id {vid!r} has different cluster_id values ({', '.join(vals)}) in "
+                          f"{_sources_of(df[df['video_id'] == vid])}; a video comes from one independent source")
+    for col in ("video_id", "cluster_id", "target_index"):
         n = df.groupby("sample_id")[col].nunique()
         bad = n[n > 1]
         if not bad.empty:
@@ -428,7 +481,8 @@ def seed_average(test: pd.DataFrame, arm: str, columns: Sequence[str]) -> pd.Dat
         )
     cols = [c for c in columns if c in rows.columns]
     agg: dict[str, Any] = {c: "mean" for c in cols}
-    agg.update({"video_id": "first", "target_index": "first", "timestep": "first", "seed": "nunique"})
+    agg.update({"video_id": "first", "cluster_id": "first", "target_index": "first", "timestep": "first",
+                "seed": "nunique"})
     if "psnr_capped" in rows.columns:
         agg["psnr_capped"] = "any"
     out = rows.groupby("sample_id", sort=True).agg(agg).rename(columns={"seed": "n_seeds"})
@@ -438,7 +492,7 @@ def seed_average(test: pd.DataFrame, arm: str, columns: Sequence[str]) -> pd.Dat
 def pair_arms(test: pd.DataFrame, treatment: str, control: str, columns: Sequence[str]) -> pd.DataFrame:
     """Seed-averaged samples of both arms joined on sample_id; refuses when the sample sets differ.
 
-    Columns: sample_id, video_id, ``<metric>_t``, ``<metric>_c`` per metric, psnr_capped_t/_c.
+    Columns: sample_id, video_id, cluster_id, ``<metric>_t``, ``<metric>_c`` per metric, psnr_capped_t/_c.
     """
     t = seed_average(test, treatment, columns)
     c = seed_average(test, control, columns)
@@ -456,7 +510,8 @@ def pair_arms(test: pd.DataFrame, treatment: str, control: str, columns: Sequenc
             f"sample sets: {'; '.join(parts)}; files: {files}. Every arm of a study must use the same sample_ids"
         )
     merged = t.merge(c, on="sample_id", suffixes=("_t", "_c"))
-    merged = merged.rename(columns={"video_id_t": "video_id"}).drop(columns=["video_id_c"])
+    merged = (merged.rename(columns={"video_id_t": "video_id", "cluster_id_t": "cluster_id"})
+              .drop(columns=["video_id_c", "cluster_id_c"]))
     return merged.sort_values("sample_id").reset_index(drop=True)
 
 
@@ -468,3 +523,15 @@ def seed_table(test: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
     out = out.reset_index()
     out["_k"] = out["arm"].map(arm_sort_key)
     return out.sort_values(["_k", "seed"]).drop(columns="_k").reset_index(drop=True)
+
+
+def seed_cluster_means(test: pd.DataFrame, arm: str, metric: str, clusters: Sequence[str]) -> np.ndarray:
+    """``[seeds, clusters]``: the mean of ``metric`` over each cluster's samples, per seed of ``arm`` (the
+    decision's input, :mod:`lift.report.decision`). Every seed has every cluster (same sample sets)."""
+    rows = test[test["arm"] == arm]
+    table = rows.pivot_table(index="seed", columns="cluster_id", values=metric, aggfunc="mean", observed=True)
+    missing = [c for c in clusters if c not in table.columns]
+    if missing or table.isna().to_numpy().any():
+        raise ReportError(f"arm {arm!r}: not every seed has samples of every cluster (e.g. {missing[:1] or 'a gap'}) "
+                          f"in {_sources_of(rows)}")
+    return table.reindex(columns=list(clusters)).to_numpy(dtype=float)

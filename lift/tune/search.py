@@ -193,19 +193,21 @@ class ArmSearcher(_PickledState, Searcher):
     """The whole study's trials behind one Tune search algorithm (see the module doc).
 
     `arms` maps an arm key to (its tuning searcher, the study info of its trials: arm, slug, seed).
-    Each arm gets exactly `num_samples` tuning trials. Once all of an arm's tuning trials have
+    Each arm gets exactly `num_samples` tuning trials (one number for all, or per arm key: the study's
+    budget rule gives the control as many trials as all offsets of a window together). Once all of an arm's tuning trials have
     ended, its best full-budget configuration (:func:`choose_best`) is queued for one confirm run
     per seed of `confirm_seeds`; they run whenever no tuning trial can be handed out.
     An arm without any full-budget trial gets no confirm runs (:attr:`failed_arms`).
     """
 
-    def __init__(self, arms: dict[str, tuple[Searcher, dict[str, Any]]], num_samples: int, *,
+    def __init__(self, arms: dict[str, tuple[Searcher, dict[str, Any]]], num_samples: int | dict[str, int], *,
                  max_t: int, confirm_seeds: list[int]) -> None:
         super().__init__(metric=METRIC, mode=MODE)
         self._arms = {key: searcher for key, (searcher, _) in arms.items()}
         self._info = {key: dict(info) for key, (_, info) in arms.items()}
         self._order = list(arms)
-        self._num_samples = int(num_samples)
+        self._budget = ({key: int(num_samples[key]) for key in arms} if isinstance(num_samples, dict)
+                        else {key: int(num_samples) for key in arms})
         self._max_t = int(max_t)
         self._confirm_seeds = [int(s) for s in confirm_seeds]
         self._suggested = {key: 0 for key in arms}
@@ -220,25 +222,25 @@ class ArmSearcher(_PickledState, Searcher):
 
     @property
     def total_trials(self) -> int:
-        return len(self._order) * (self._num_samples + len(self._confirm_seeds))
+        return sum(self._budget.values()) + len(self._order) * len(self._confirm_seeds)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         # Each arm's searcher has its own space, metric and mode already.
         return True
 
     def _finished(self) -> bool:
-        tuned = all(len(self._ended[a]) >= self._num_samples for a in self._order)
+        tuned = all(len(self._ended[a]) >= self._budget[a] for a in self._order)
         return tuned and not self._confirm_queue
 
     def suggest(self, trial_id: str) -> dict | None:
-        open_arms = [a for a in self._order if self._suggested[a] < self._num_samples]
+        open_arms = [a for a in self._order if self._suggested[a] < self._budget[a]]
         # Fewest trials first keeps the arms in step; ties go to the study's arm order.
         for arm in sorted(open_arms, key=lambda a: (self._suggested[a], self._order.index(a))):
             config = self._arms[arm].suggest(trial_id)
             if config is None:  # this arm is at its concurrency limit
                 continue
             if config == Searcher.FINISHED:
-                self._suggested[arm] = self._num_samples
+                self._suggested[arm] = self._budget[arm]
                 continue
             self._suggested[arm] += 1
             self._trial_arm[trial_id] = arm
@@ -270,7 +272,7 @@ class ArmSearcher(_PickledState, Searcher):
         # later outcome replaces the earlier one. An arm's confirm runs are decided once.
         self._ended[arm][trial_id] = float(result.get(METRIC, float("nan"))) if full else None
         decided = arm in self.best or arm in self.failed_arms
-        if not decided and len(self._ended[arm]) >= self._num_samples:
+        if not decided and len(self._ended[arm]) >= self._budget[arm]:
             self._queue_confirm(arm)
 
     def _queue_confirm(self, arm: str) -> None:

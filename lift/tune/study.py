@@ -4,11 +4,14 @@ Protocol (shared/design/ARCHITECTURE.md, "Study protocol"):
 
 1. **Validate** everything before any trial starts: the study config, every arm's training config
    and model, the data (the widest arm must fit the train sequences, the study's largest
-   window/offset the val and test ones) and the cluster (a trial asking for a GPU the cluster
-   lacks would pend forever).
+   window/offset the val and test ones), the design (:func:`check_design`: with the test split's
+   independent sources, the confirm seeds and the report's family, can the report reject H0 at
+   all? If not, the study refuses to start unless ``allow_underpowered``) and the cluster (a trial
+   asking for a GPU the cluster lacks would pend forever).
 2. **Tune**: every arm (``arms.design`` over ``arms.factors``, :func:`lift.tune.study_config.arms_of`;
-   window 3 once per other setting, its offset means nothing) gets the same
-   ``search.num_samples`` trials from its own seeded TPE ``OptunaSearch`` (sampler seed = study
+   window 3 once per other setting, its offset means nothing) gets ``search.num_samples`` trials
+   (window 3: as many as all offsets of a window together, the budget rule of
+   :func:`lift.tune.study_config.trials_per_arm`) from its own seeded TPE ``OptunaSearch`` (sampler seed = study
    seed + arm index; a third of the budget, at least 2, are random start-up trials) over the loss
    weights and learning rate of ``search.space``, behind its own ``ConcurrencyLimiter``
    (``search.max_concurrent``), with its own ``ASHAScheduler`` on ``val_psnr`` (time attribute
@@ -77,6 +80,7 @@ import json
 import math
 import os
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +92,7 @@ from ray import tune
 
 from lift.atomic import atomic_path, atomic_write_text
 from lift.config import ConfigError, Config, config_from_dict, save_config
+from lift.report import decision
 from lift.tune.ray_setup import Capacity, check_trial_resources
 from lift.tune.search import (
     ArmSearcher,
@@ -107,6 +112,7 @@ from lift.tune.study_config import (
     arms_of,
     confirm_seeds,
     study_from_dict,
+    trials_per_arm,
     study_to_yaml,
     validate_study_config,
 )
@@ -195,6 +201,29 @@ def _read_json(path: Path) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
+class Design:
+    """What the report can conclude, known before any trial: STATISTICS.md's "cannot reject by design"."""
+    sources: dict[str, list[str]]  # split -> its independent sources (cluster ids)
+    n_test_clusters: int
+    seeds: int
+    min_achievable_p: float
+    clusters_needed: int
+    alpha: float
+    procedure: str
+    underpowered: list[str]  # why no verdict is possible (empty: a verdict is possible)
+
+    def describe(self) -> str:
+        n_all = len({c for v in self.sources.values() for c in v})
+        return (f"design: {self.n_test_clusters} independent source(s) in the test split ({n_all} in all), "
+                f"{self.seeds} confirm seed(s) per arm; smallest achievable p {self.min_achievable_p:.3g} at "
+                f"alpha {self.alpha:g} ({self.procedure}); {self.clusters_needed} test sources and "
+                f"{decision.MIN_SEEDS} seeds are needed for a verdict")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
 class ValidatedStudy:
     config: StudyConfig
     arms: list[Arm]
@@ -202,10 +231,36 @@ class ValidatedStudy:
     epochs: int
     capacity: Capacity | None = None
     seconds: float = 0.0  # time validate_study took
+    design: Design | None = None
 
 
-def validate_study(cfg: StudyConfig, *, check_data: bool = True) -> ValidatedStudy:
-    """Configs, models and data of every arm; StudyError naming the problem otherwise."""
+def check_design(cfg: StudyConfig, sources: dict[str, list[str]], *, allow_underpowered: bool = False) -> Design:
+    """Can the report reject H0 at all with these test sources, seeds and family? StudyError if not,
+    naming the sources and what is needed, unless ``allow_underpowered`` (the verdict will then say why)."""
+    family = cfg.report.family()
+    n = len(sources.get("test", []))
+    floor = decision.min_achievable_p(n, family.procedure, len(family.endpoints))
+    need = decision.clusters_needed(family.alpha, family.procedure, len(family.endpoints))
+    why = []
+    if floor >= family.alpha:
+        everything = sorted({c for v in sources.values() for c in v})
+        why.append(f"cannot reject by design: the test split has {n} independent source(s) "
+                   f"({', '.join(sources.get('test', [])) or 'none'}; {len(everything)} in all: {', '.join(everything)}), "
+                   f"so the smallest achievable p is {floor:.3g}, not below alpha={family.alpha:g} "
+                   f"({family.procedure} over {', '.join(family.endpoints)}); {need} test sources are needed")
+    if cfg.confirm.seeds < decision.MIN_SEEDS:
+        why.append(f"confirm.seeds={cfg.confirm.seeds}: a verdict needs at least {decision.MIN_SEEDS} seeds per arm "
+                   f"(the report will say 'inconclusive')")
+    design = Design(sources, n, cfg.confirm.seeds, floor, need, family.alpha, family.procedure, why)
+    if why and not allow_underpowered:
+        fix = "use more data" if floor >= family.alpha else f"--set confirm.seeds={decision.MIN_SEEDS}"
+        raise StudyError("; ".join(why) + f". Either {fix}, or pass --allow-underpowered to run it as a demonstration "
+                         "whose report cannot decide H0")
+    return design
+
+
+def validate_study(cfg: StudyConfig, *, check_data: bool = True, allow_underpowered: bool = False) -> ValidatedStudy:
+    """Configs, models, data and design of every arm; StudyError naming the problem otherwise."""
     t0 = time.perf_counter()
     validate_study_config(cfg)
     from lift.train import build_components, check_registries
@@ -222,20 +277,23 @@ def validate_study(cfg: StudyConfig, *, check_data: bool = True) -> ValidatedStu
         configs[arm.key] = tcfg
     epochs = {c.train.epochs for c in configs.values()}
     assert len(epochs) == 1, epochs
+    design = None
     if check_data:
-        validate_data(cfg, arms, configs)
-    return ValidatedStudy(cfg, arms, configs, epochs.pop(), seconds=time.perf_counter() - t0)
+        sources = validate_data(cfg, arms, configs)
+        design = check_design(cfg, sources, allow_underpowered=allow_underpowered)
+    return ValidatedStudy(cfg, arms, configs, epochs.pop(), seconds=time.perf_counter() - t0, design=design)
 
 
-def validate_data(cfg: StudyConfig, arms: list[Arm], configs: dict[str, Config]) -> None:
+def validate_data(cfg: StudyConfig, arms: list[Arm], configs: dict[str, Config]) -> dict[str, list[str]]:
     """The arm with the longest span must fit the training sequences, and the study's largest
     window/offset the evaluation ones; then every arm fits (a shorter span fits wherever a longer
-    one does)."""
+    one does). Returns each split's independent sources (cluster ids)."""
     from lift.data import build_dataset
     from lift.data.window import WindowError
 
     widest = max(arms, key=lambda a: (a.window, a.temporal_offset))
     dcfg = configs[widest.key].data
+    sources: dict[str, list[str]] = {}
     for split in ("train", "val", "test"):
         try:
             ds = build_dataset(dcfg, split, train=split == "train", seed=cfg.seed)
@@ -248,6 +306,8 @@ def validate_data(cfg: StudyConfig, arms: list[Arm], configs: dict[str, Config])
         if len(ds) == 0:
             raise StudyError(f"the {split} split of dataset {dcfg.dataset!r} (data_root {dcfg.data_root!r}) has no "
                              f"samples for arm {widest.key}")
+        sources[split] = sorted({seq.cluster_id for seq in ds.sequences})
+    return sources
 
 
 def check_cluster(cfg: StudyConfig) -> Capacity:
@@ -405,6 +465,7 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
         done = _read_json(marker)
         return done["arms"], done["confirm"]
     seeds = confirm_seeds(cfg)
+    budget = trials_per_arm(cfg)
     storage = sqlite_storage(paths.optuna_db)
     trainable = _trainable(cfg, {arm.key: study.train_configs[arm.key].to_dict() for arm in study.arms})
     searcher: ArmSearcher | None = None
@@ -423,11 +484,11 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
             arm_searcher = make_searcher(storage=storage, study_name=name, arm_key=arm.key, space=cfg.search.space,
                                          seed=cfg.seed + arm.index, max_t=study.epochs,
                                          max_concurrent=cfg.search.max_concurrent,
-                                         num_samples=cfg.search.num_samples)
+                                         num_samples=budget[arm.key])
             per_arm[arm.key] = (arm_searcher, {"arm": arm.key, "slug": arm.slug, "seed": cfg.seed})
             schedulers[arm.key] = make_asha(max_t=study.epochs, grace_period=cfg.asha.grace_period,
                                             reduction_factor=cfg.asha.reduction_factor)
-        searcher = ArmSearcher(per_arm, cfg.search.num_samples, max_t=study.epochs, confirm_seeds=seeds)
+        searcher = ArmSearcher(per_arm, budget, max_t=study.epochs, confirm_seeds=seeds)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, scheduler=PerArmScheduler(schedulers),
@@ -482,8 +543,8 @@ def _arm_results(paths: StudyPaths, study: ValidatedStudy, records: list[dict[st
     for arm in study.arms:
         mine = sorted((t for t in records if t["arm"] == arm.key and t["stage"] == "tune"),
                       key=lambda t: t["trial_id"])
-        if len(mine) < cfg.search.num_samples:
-            raise _interrupted(f"arm {arm.key}: {len(mine)} of its {cfg.search.num_samples} tuning trials finished",
+        if len(mine) < trials_per_arm(cfg)[arm.key]:
+            raise _interrupted(f"arm {arm.key}: {len(mine)} of its {trials_per_arm(cfg)[arm.key]} tuning trials finished",
                                paths)
         best = choose_best([(t["final_val_psnr"], t["trial_id"], t["params"]) for t in mine
                             if t["status"] == "COMPLETED" and t["final_val_psnr"] is not None])
@@ -645,6 +706,10 @@ def write_summary(paths: StudyPaths, study: ValidatedStudy, clock: StageClock, a
                                            "trial_seconds", "test_table", "path")} for r in confirm_runs],
         "baselines": str(baselines_table) if baselines_table else None,
         "test_table": str(test_table) if test_table else None,
+        # The report's test family and what the design allows (lift.report reads both).
+        "family": study.config.report.family().to_dict(),
+        "design": study.design.to_dict() if study.design else None,
+        "trials_per_arm": trials_per_arm(study.config),
         "optuna": {"storage": f"sqlite:///{paths.optuna_db.resolve()}",
                    "studies": [optuna_study_name(study.config.name, a.key) for a in study.arms]},
         "stage_timings": clock.stages(),
@@ -670,7 +735,7 @@ class StudyOutcome:
 
 def run_study(cfg: StudyConfig, out: str | Path, *, resume: bool = False, callbacks: list[Any] | None = None,
               verbose: int = 1, report_dir: Path | None = None, log: Any = print,
-              validated: ValidatedStudy | None = None) -> StudyOutcome:
+              validated: ValidatedStudy | None = None, allow_underpowered: bool = False) -> StudyOutcome:
     """Validate, then tune every arm, confirm, evaluate the baselines and write the summary.
 
     Ray must already be initialised (lift.tune.ray_setup.connect). Raises StudyError before any
@@ -682,24 +747,28 @@ def run_study(cfg: StudyConfig, out: str | Path, *, resume: bool = False, callba
     t_validate = time.perf_counter()
     paths = StudyPaths(Path(out).expanduser().resolve())  # pyarrow (Tune storage) needs absolute paths
     reuse = validated is not None and validated.config is cfg
-    study = validated if reuse else validate_study(cfg)
+    study = validated if reuse else validate_study(cfg, allow_underpowered=allow_underpowered)
     capacity = check_cluster(cfg)
     cfg = prepare_folder(paths, cfg, resume=resume)
     study.config, study.capacity = cfg, capacity
     clock = StageClock(paths)
     clock.add("validate", time.perf_counter() - t_validate + (study.seconds if reuse else 0.0), slots=1)
+    budget = trials_per_arm(cfg)
+    if study.design is not None:
+        log(study.design.describe())
     log(f"study {cfg.name}: {len(study.arms)} arms ({', '.join(a.key for a in study.arms)}), "
-        f"{cfg.search.num_samples} trials each, {study.epochs} epochs, {cfg.confirm.seeds} confirm seeds; "
+        f"tuning trials {', '.join(f'{k}: {v}' for k, v in budget.items())}, {study.epochs} epochs, "
+        f"{cfg.confirm.seeds} confirm seeds; "
         f"{capacity.slots} trial slots ({cfg.resources.cpus_per_trial:g} CPU, {cfg.resources.gpus_per_trial:g} GPU each)")
 
     pending_baselines = start_baselines(paths, study)
     done = (paths.trials_dir / TRIALS_RESULT).is_file()
-    n_trials = len(study.arms) * (cfg.search.num_samples + cfg.confirm.seeds)
+    n_trials = sum(budget.values()) + len(study.arms) * cfg.confirm.seeds
     # Trials that can run at once: the cluster's slots, bounded by the per-arm concurrency limits
     # while tuning (confirm runs are not limited).
     slots = max(1, min(capacity.slots, n_trials))
-    log(f"[trials] {n_trials} trials ({len(study.arms)} arms x ({cfg.search.num_samples} tuning + "
-        f"{cfg.confirm.seeds} confirm)): {'done, skipped' if done else 'running'} ({paths.trials_dir})")
+    log(f"[trials] {n_trials} trials ({sum(budget.values())} tuning + {len(study.arms)} arms x "
+        f"{cfg.confirm.seeds} confirm): {'done, skipped' if done else 'running'} ({paths.trials_dir})")
     t0 = time.perf_counter()
     try:
         arm_results, confirm_result = run_trials(paths, study, callbacks=callbacks, verbose=verbose)

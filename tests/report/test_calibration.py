@@ -1,4 +1,4 @@
-"""Calibration of the video-level decision by simulation with within-video correlation (modest size)."""
+"""Calibration of the report's decision (a small version of studies/simulate_calibration.py: seconds)."""
 
 from __future__ import annotations
 
@@ -9,47 +9,63 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lift.report import stats
-from lift.report.calibration import Setting, binomial_interval, run_calibration, simulate_study
+from lift.report import calibration as C
+from lift.report import decision
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_simulated_studies_are_correlated_within_videos():
-    s = Setting(n_videos=200, samples_per_video=10, sd_video=1.0, sd_sample=1.0)
-    diff, vids = simulate_study(np.random.default_rng(0), s, effect=0.5)
-    _, means, counts = stats.video_means(diff, vids)
-    assert (counts == 10).all() and diff.mean() == pytest.approx(0.5, abs=0.2)
-    # Var of a video mean = sd_video^2 + sd_sample^2 / m = 1.1, far above the 0.1 of independent frames.
-    assert means.var(ddof=1) == pytest.approx(s.sd_video_mean ** 2, rel=0.25)
+def test_simulated_studies_have_groups_clips_and_seed_shifts():
+    s = C.Setting(n_clusters=400, seed_factor=1.0)
+    sims = C.simulate(np.random.default_rng(0), s, 40, effect=0.0)
+    assert sims.treatment.shape == (40, 3, 3, 400) and sims.blend.shape == (40, 3, 1, 400)
+    assert sims.clip_diff.shape == (40, 400 * 3)
+    d = sims.treatment[:, 0].mean(axis=1) - sims.control[:, 0].mean(axis=1)  # d_c of the first endpoint
+    # The SD of d_c around each study's mean is the per-cluster SD (the seed shift is shared by all clusters) ...
+    assert np.std(d - d.mean(axis=1, keepdims=True), ddof=1) == pytest.approx(s.sd_cluster, rel=0.1)
+    # ... and the study means vary by the seed shifts of both arms: sqrt(2 / 3) seed SD.
+    assert np.std(d.mean(axis=1)) == pytest.approx(np.sqrt(2 / 3) * s.sd_seed, rel=0.35)
+    # LPIPS is lower-is-better: the treatment's benefit lowers it.
+    up = C.simulate(np.random.default_rng(1), C.Setting(n_clusters=50), 20, effect=3.0)
+    assert (up.treatment[:, 0] > up.control[:, 0]).mean() > 0.9 and (up.treatment[:, 2] < up.control[:, 2]).mean() > 0.9
 
 
-def test_calibration_type1_power_and_coverage():
-    n = 300
-    r = run_calibration(n, Setting(n_boot=1000), seed=2024)
-    # H0 true: the video-level decision rejects about alpha of the time ...
-    assert r.type1_video.within, r.type1_video.describe()
-    assert r.type1_video_ttest.within, r.type1_video_ttest.describe()
-    # ... while the sample-level test, which ignores the correlation, over-rejects far beyond the interval.
-    assert r.type1_samples.count > binomial_interval(n, 0.05)[1], r.type1_samples.describe()
-    assert r.type1_samples.rate > 3 * 0.05
-    # Known effect: power matches the exact noncentral-t theory, and the ARE approximation for Wilcoxon.
-    assert r.power_ttest.within, r.power_ttest.describe()
-    assert r.power_video.within, r.power_video.describe()
-    assert 0.5 < r.power_video.expected < 0.8  # the setting sits where power is informative
-    # The cluster bootstrap covers the true mean difference about 95% of the time.
-    assert r.coverage.within, r.coverage.describe()
+def test_decision_holds_alpha_where_the_old_decisions_do_not():
+    n = 400
+    for factor in (0.0, 2.0):
+        cell = C.run_cell(n, C.Setting(n_clusters=30, seed_factor=factor, skew=-1), seed=7)
+        limit = C.binomial_interval(n, 0.05)[1]
+        assert cell.reject_h0.rate <= limit, cell.to_dict()
+        assert abs(cell.coverage.rate - 0.95) <= 0.03, cell.to_dict()
+        assert cell.old_clip_level.rate > limit  # clips of a group are not independent
+        if factor > 0:
+            assert cell.seed_ignoring.rate > 3 * limit  # a shared seed shift read as an effect
+    strong = C.run_cell(200, C.Setting(n_clusters=30, effect=1.0), seed=8)
+    assert strong.power.rate > 0.8
 
 
-def test_calibration_script_runs_and_writes_figures(tmp_path, capsys):
+def test_the_calibration_calls_the_reports_decision(monkeypatch):
+    calls = []
+    real = decision.decide_primary
+
+    def spy(*args, **kw):
+        calls.append(kw)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(C.decision, "decide_primary", spy)
+    C.run_cell(20, C.Setting(n_clusters=8), seed=0)
+    assert calls and all(k["procedure"] == "fixed_sequence" and k["blend"] is not None for k in calls)
+
+
+def test_calibration_script_prints_the_table_and_writes_figures(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("simulate_calibration", ROOT / "studies" / "simulate_calibration.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "calibration.json"
-    rc = module.main(["--sims", "100", "--n_boot", "300", "--seed", "3", "--json", str(out)])
+    rc = module.main(["--sims", "100", "--clusters", "8,30", "--seed_factors", "0,2", "--skews", "1",
+                      "--seed", "3", "--json", str(out)])
     text = capsys.readouterr().out
-    assert rc == 0, text
-    assert "type-I error, video-level Wilcoxon" in text and "over-rejects" in text
+    assert "| clusters | seed SD / cluster SD | reject_h0 under H0 |" in text
     figures = json.loads(out.read_text())
-    assert figures["n_sims"] == 100 and figures["type1_video"]["within"] is True
-    assert set(figures) >= {"type1_video", "type1_samples", "power_ttest", "power_video", "coverage"}
+    assert len(figures) == 4 and {f["setting"]["n_clusters"] for f in figures} == {8, 30}
+    assert rc == (0 if all(f["holds_alpha"] and f["coverage_ok"] for f in figures) else 1)

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
 from statsmodels.stats.weightstats import DescrStatsW
 
-from lift.report import stats
+from lift.report import decision, stats
 
 # Fixed per-video differences: no ties, no zeros (exact Wilcoxon), and a set with ties and a zero.
 D = np.array([0.81, -0.32, 1.47, 0.05, 0.66, -0.11, 0.93, 0.28, 1.12, -0.57, 0.44, 0.19])
@@ -45,9 +44,9 @@ def test_wilcoxon_degenerate_inputs():
     assert stats.wilcoxon_p([]) == 1.0
     # Four videos all improving: the exact test's floor 1/16 > 0.05, so it can never reject.
     assert stats.wilcoxon_p([0.1, 0.2, 0.3, 0.4]) == pytest.approx(1 / 16)
-    assert stats.min_wilcoxon_p(4) == pytest.approx(1 / 16)
-    assert stats.min_wilcoxon_p(5) == pytest.approx(1 / 32)
-    assert stats.min_wilcoxon_p(0) == 1.0
+    assert decision.min_achievable_p(4) == pytest.approx(1 / 16)
+    assert decision.min_achievable_p(5) == pytest.approx(1 / 32)
+    assert decision.min_achievable_p(0) == 1.0
 
 
 def test_ttest_matches_scipy_and_statsmodels():
@@ -60,18 +59,14 @@ def test_ttest_matches_scipy_and_statsmodels():
 
 
 def test_holm_matches_statsmodels_and_hand_values():
-    p = [0.01, 0.04, 0.03, 0.005]
-    # Hand: sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1=0.04 -> monotone 0.06.
-    assert stats.holm(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    rng = np.random.default_rng(3)
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    assert decision.holm_adjust(p) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    rng = np.random.default_rng(0)
     for _ in range(20):
         q = rng.uniform(0, 0.2, rng.integers(1, 12))
-        assert stats.holm(q) == pytest.approx(multipletests(q, method="holm")[1], rel=1e-12)
-    with_nan = stats.holm([0.01, np.nan, 0.04])
-    assert math.isnan(with_nan[1])
-    assert with_nan[[0, 2]] == pytest.approx(multipletests([0.01, 0.04], method="holm")[1])
-    assert stats.holm([0.2, 0.01]) == pytest.approx([0.2, 0.02])
-    assert stats.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 0.8 * 2 is capped at 1, then monotone
+        assert decision.holm_adjust(q) == pytest.approx(multipletests(q, method="holm")[1], rel=1e-12)
+    assert decision.holm_adjust(np.array([0.2, 0.01])) == pytest.approx([0.2, 0.02])
+    assert decision.holm_adjust(np.array([0.9, 0.8])) == pytest.approx([1.0, 1.0])  # capped at 1, then monotone
 
 
 def test_exact_permutation_hand_case():
@@ -99,45 +94,20 @@ def test_permutation_exact_enumeration_and_random_flips():
 
 
 def test_direction_per_metric():
-    vids = np.repeat(np.arange(8), 3)
     rng = np.random.default_rng(0)
-    control = rng.uniform(0.2, 0.4, vids.size)
-    lower = control - 0.05 - rng.uniform(0, 0.01, vids.size)
-    # LPIPS lower is better: a treatment with lower LPIPS improves.
-    r = stats.paired_video_test(lower, control, vids, metric="lpips", n_boot=500)
-    assert r.direction == -1 and r.mean_diff < 0
-    assert r.p_wilcoxon == pytest.approx(1 / 256) and r.p_wilcoxon_worse == pytest.approx(1.0)
-    assert r.effect_dz > 0 and r.rank_biserial == pytest.approx(1.0)
-    assert r.ci_high < 0  # the raw CI keeps the metric's units and sign
+    control = rng.uniform(0.2, 0.4, (3, 8))
+    lower = control - 0.05 - rng.uniform(0, 0.01, (3, 8))
+    # LPIPS lower is better: a treatment with lower LPIPS improves on every cluster.
+    r = decision.seed_cluster_test(lower[None], control[None], stats.metric_direction("lpips"))
+    assert r.p_wilcoxon[0] == pytest.approx(1 / 256) and r.p_wilcoxon_worse[0] == pytest.approx(1.0)
+    assert r.estimate[0] > 0 and (r.d_c[0] > 0).all()
     # The same numbers read as PSNR (higher is better) are a loss.
-    r = stats.paired_video_test(lower, control, vids, metric="psnr", n_boot=500)
-    assert r.p_wilcoxon == pytest.approx(1.0) and r.p_wilcoxon_worse == pytest.approx(1 / 256)
-    assert r.effect_dz < 0
+    r = decision.seed_cluster_test(lower[None], control[None], stats.metric_direction("psnr"))
+    assert r.p_wilcoxon[0] == pytest.approx(1.0) and r.p_wilcoxon_worse[0] == pytest.approx(1 / 256)
+    assert stats.rank_biserial(r.d_c[0]) == pytest.approx(-1.0)
     assert stats.metric_direction("ssim") == 1 and stats.metric_direction("epe") == -1
     with pytest.raises(ValueError, match="unknown metric"):
         stats.metric_direction("fid")
-
-
-def test_paired_video_test_uses_videos_as_units():
-    rng = np.random.default_rng(1)
-    vids = np.repeat([f"v{i}" for i in range(10)], 4)
-    treat = rng.normal(30, 2, vids.size)
-    control = treat - rng.normal(0.3, 1.0, vids.size)
-    r = stats.paired_video_test(treat, control, vids, metric="psnr", n_boot=500)
-    _, d_v, _ = stats.video_means(treat - control, vids)
-    assert r.n == 40 and r.n_videos == 10
-    assert r.p_wilcoxon == pytest.approx(sps.wilcoxon(d_v, alternative="greater").pvalue)
-    assert r.p_ttest == pytest.approx(sps.ttest_1samp(d_v, 0, alternative="greater").pvalue)
-    assert r.p_wilcoxon_samples == pytest.approx(sps.wilcoxon(treat - control, alternative="greater").pvalue)
-    assert r.mean_diff == pytest.approx(np.mean(treat - control))
-    assert r.mean_treatment == pytest.approx(treat.mean()) and r.mean_control == pytest.approx(control.mean())
-    assert r.ci_low < r.mean_diff < r.ci_high
-    assert r.effect_dz == pytest.approx(d_v.mean() / d_v.std(ddof=1))
-    # One sample per video: video level and sample level coincide.
-    one = stats.paired_video_test(treat[::4], control[::4], vids[::4], metric="psnr", n_boot=500)
-    assert one.p_wilcoxon == pytest.approx(one.p_wilcoxon_samples)
-    with pytest.raises(ValueError, match="finite"):
-        stats.paired_video_test([np.inf, 1.0], [1.0, 1.0], ["a", "b"], metric="psnr")
 
 
 def test_rank_biserial_and_dz_hand_cases():
@@ -153,36 +123,6 @@ def test_rank_biserial_and_dz_hand_cases():
     assert math.isnan(stats.cohens_dz([1.0]))
 
 
-def test_psnr_cap_counts_inf_and_rejects_nan():
-    capped, n = stats.cap_psnr([30.0, np.inf, 120.0, 99.9])
-    assert n == 2 and capped.tolist() == [30.0, 100.0, 100.0, 99.9]
-    capped, n = stats.cap_psnr([np.inf], ceiling=60.0)
-    assert n == 1 and capped[0] == 60.0
-    with pytest.raises(ValueError, match="NaN"):
-        stats.cap_psnr([np.nan])
-
-
-def test_cluster_bootstrap_resamples_videos_not_frames():
-    rng = np.random.default_rng(2)
-    vids = np.repeat(np.arange(15), 4)
-    values = np.repeat(rng.normal(0.5, 1.0, 15), 4) + rng.normal(0, 0.1, 60)
-    lo, hi = stats.cluster_bootstrap_ci(values, vids, n_boot=2000, seed=7)
-    assert (lo, hi) == stats.cluster_bootstrap_ci(values, vids, n_boot=2000, seed=7)
-    assert lo < values.mean() < hi
-    # Copying every frame three times adds no information about videos: the interval must not shrink.
-    lo3, hi3 = stats.cluster_bootstrap_ci(np.tile(values, 3), np.tile(vids, 3), n_boot=2000, seed=7)
-    assert (lo3, hi3) == pytest.approx((lo, hi), rel=1e-9)
-    # The interval is close to the t-interval on the 15 video means (the analytic answer here).
-    _, t_lo, t_hi = stats.t_interval(stats.video_means(values, vids)[1])
-    assert lo == pytest.approx(t_lo, abs=0.15) and hi == pytest.approx(t_hi, abs=0.15)
-    p_lo, p_hi = stats.cluster_bootstrap_ci(values, vids, n_boot=2000, seed=7, method="percentile")
-    assert p_lo < values.mean() < p_hi
-    assert all(math.isnan(x) for x in stats.cluster_bootstrap_ci([1.0, 2.0], ["a", "a"]))
-
-
-def test_power_theory_matches_statsmodels():
-    for effect, n in ((0.5, 20), (0.3, 40), (1.0, 8)):
-        ours = stats.t_test_power(effect, 1.0, n, 0.05)
-        ref = TTestPower().power(effect_size=effect, nobs=n, alpha=0.05, alternative="larger")
-        assert ours == pytest.approx(ref, rel=1e-6)
-    assert stats.wilcoxon_power_approx(0.5, 1.0, 20) < stats.t_test_power(0.5, 1.0, 20)
+def test_permutation_with_one_unit_is_exact():
+    assert stats.sign_flip_permutation([0.3]).pvalue == 0.5
+    assert stats.sign_flip_permutation([-0.3]).pvalue == 1.0

@@ -13,7 +13,7 @@ import pytest
 from lift.report import ReportOptions, analyse, combine_tables, load_study
 from lift.report.tables import ReportError, arm_matches, parse_arm, read_table
 
-FAST = dict(n_boot=200, n_permutations=200)
+FAST = dict(n_permutations=200)
 
 
 def options(**kw) -> ReportOptions:
@@ -107,12 +107,12 @@ def test_refuses_no_test_rows(synth, tmp_path):
 
 
 def test_refuses_arms_on_different_sample_sets(study_dir):
-    for seed in (0, 1):
+    for seed in (0, 1, 2):
         path = first_table(study_dir, seed=seed)
         df = pd.read_parquet(path)
         df[df["video_id"] != "clip03"].to_parquet(path)
     study = load_study([study_dir])
-    with pytest.raises(ReportError, match=r"arms 'window=15,offset=2' \(30 samples\) and 'window=3' \(27 samples\) "
+    with pytest.raises(ReportError, match=r"arms 'window=15,offset=2' \(48 samples\) and 'window=3' \(45 samples\) "
                                           r"were evaluated on different sample sets: 3 only in window=15,offset=2"):
         analyse(study, options(treatments=["window=15,offset=2"]))
 
@@ -122,7 +122,7 @@ def test_refuses_seeds_on_different_sample_sets(study_dir):
     df = pd.read_parquet(path)
     df.iloc[:-3].to_parquet(path)
     with pytest.raises(ReportError, match=r"arm 'window=3': its seeds were evaluated on different sample sets "
-                                          r"\(seed 0: 30, seed 1: 27 samples\)"):
+                                          r"\(seed 0: 48, seed 1: 45, seed 2: 48 samples\)"):
         analyse(load_study([study_dir]), options())
 
 
@@ -153,9 +153,21 @@ def test_refuses_malformed_values(synth, tmp_path):
         "psnr_text": (lambda d: d.assign(psnr=d["psnr"].astype(object).where(d.index != 1, "abc")),
                       r"column 'psnr' must be numeric; 1 row\(s\) are not \(e.g. 'abc'\)"),
         "lpips_nan": (lambda d: d.assign(lpips=d["lpips"].where(d.index != 0, np.nan)),
-                      r"metric 'lpips' is missing \(NaN\) in 1 of 4 row\(s\) \(arms: window=3\)"),
+                      r"column 'lpips' row 0 \(sample_id 'video_folder/a/000001', arm 'window=3'\) is nan, expected a "
+                      r"number in every test row"),
         "psnr_neg_inf": (lambda d: d.assign(psnr=d["psnr"].where(d.index != 0, -np.inf)),
-                         r"metric 'psnr' has 1 non-finite value"),
+                         r"column 'psnr' row 0 .* is -inf, expected a finite number or \+inf"),
+        # Values a metric cannot take (issue 15, item 6): the table, the column and a row.
+        "ssim_5": (lambda d: d.assign(ssim=d["ssim"].where(d.index != 2, 5.0)),
+                   r"column 'ssim' row 2 \(sample_id 'video_folder/b/000001', arm 'window=3'\) is 5.0, expected "
+                   r"within \[-1, 1\]; 1 row\(s\) like it"),
+        "lpips_negative": (lambda d: d.assign(lpips=-3.0),
+                           r"column 'lpips' row 0 .* is -3.0, expected non-negative; 4 row\(s\) like it"),
+        "psnr_nan_val": (lambda d: d.assign(split="val", psnr=d["psnr"].where(d.index != 3, np.nan)),
+                         r"column 'psnr' row 3 .* is nan, expected a number of dB \(PSNR is never NaN\)"),
+        "epe_negative": (lambda d: d.assign(epe=d["epe"].where(d.index != 1, -0.5)),
+                         r"column 'epe' row 1 .* is -0.5, expected non-negative"),
+        "cluster_empty": (lambda d: d.assign(cluster_id=""), r"column 'cluster_id' is empty in 4 row"),
         "seed_float": (lambda d: d.assign(seed=0.5), r"column 'seed' must hold integers"),
         "arm_bad": (lambda d: d.assign(arm="window3"), r"arm 'window3' is malformed"),
         "video_empty": (lambda d: d.assign(video_id=""), r"column 'video_id' is empty in 4 row"),
@@ -173,8 +185,12 @@ def test_refuses_sample_id_naming_two_videos(synth, tmp_path):
     samples = synth.sample_ids(["a", "b"], [1, 2])
     t = synth.make_rows("window=15,offset=1", samples)
     c = synth.make_rows("window=3", samples)
-    c.loc[0, "video_id"] = "b"
+    c.loc[0, ["video_id", "cluster_id"]] = "b"
     with pytest.raises(ReportError, match=r"sample_id 'video_folder/a/000001' has different video_id values \(a, b\)"):
+        combine_tables([t, c])
+    c = synth.make_rows("window=3", samples)
+    c.loc[0, "cluster_id"] = "elsewhere"
+    with pytest.raises(ReportError, match=r"video_id 'a' has different cluster_id values \(a, elsewhere\)"):
         combine_tables([t, c])
 
 
@@ -209,37 +225,42 @@ def test_csv_tables_and_parquet_preferred_over_its_csv_export(study_dir):
     df.to_csv(csv_only / "samples.csv", index=False)
     study = load_study([study_dir])
     assert str((csv_only / "samples.csv").resolve()) in study.sources
-    assert sorted(study.test.loc[study.test["arm"] == "window=3", "seed"].unique()) == [0, 1]
+    assert sorted(study.test.loc[study.test["arm"] == "window=3", "seed"].unique()) == [0, 1, 2]
 
 
 def test_validation_rows_may_lack_metrics_and_are_not_tested(study_dir):
     path = study_dir / "tune" / "window3" / "trial0" / "samples.parquet"
     pd.read_parquet(path).assign(lpips=np.nan).to_parquet(path)
     a = analyse(load_study([study_dir]), options())
-    assert all(c["n"] == 30 for c in a.results["comparisons"])  # test samples only (val has 12 other samples)
+    assert all(c["n"] == 48 for c in a.results["comparisons"])  # test samples only (val has 12 other samples)
     assert not a.tables["validation"].empty
 
 
 def test_default_treatment_is_best_by_validation(study_dir):
     a = analyse(load_study([study_dir]), options())
-    pairs = [(c["treatment"], c["control"], c["primary"]) for c in a.results["comparisons"]]
-    assert pairs == [("window=15,offset=2", "window=3", True), ("window=15,offset=2", "baseline=blend", False),
-                     ("window=15,offset=2", "baseline=repeat", False)]
+    pairs = [(c["treatment"], c["control"], c["family"]) for c in a.results["comparisons"]]
+    assert pairs == [("window=15,offset=2", "window=3", "primary"), ("window=15,offset=2", "baseline=blend", "secondary"),
+                     ("window=15,offset=2", "baseline=repeat", "secondary"),
+                     ("window=7,offset=1", "window=3", "secondary"), ("window=15,offset=1", "window=3", "secondary"),
+                     ("window=3", "baseline=blend", "sanity")]
     assert any("best validation PSNR" in n for n in a.notes)
-    assert a.results["holm_family_size"] == 9
 
 
 def test_default_without_validation_compares_every_largest_window_arm(synth, tmp_path):
     root = synth.build_study(tmp_path / "s", val=False, summary=False, baselines=False)
     a = analyse(load_study([root]), options())
-    assert [c["treatment"] for c in a.results["comparisons"]] == ["window=15,offset=1", "window=15,offset=2"]
-    assert all(c["primary"] for c in a.results["comparisons"])
+    primary = [c for c in a.results["comparisons"] if c["primary"]]
+    assert [c["treatment"] for c in primary] == ["window=15,offset=1", "window=15,offset=2"]
+    # Two primary treatments share alpha (Bonferroni); the window=7 arm is secondary.
+    assert all(c["alpha_used"] == pytest.approx(0.025) for c in primary)
+    assert [c["treatment"] for c in a.results["comparisons"] if not c["primary"]] == ["window=7,offset=1"]
 
 
 def test_treatment_selector_matching_several_arms_compares_each_in_one_family(study_dir):
     a = analyse(load_study([study_dir]), options(treatments=["window=15"], controls=["window=3"]))
-    assert [c["treatment"] for c in a.results["comparisons"]] == ["window=15,offset=1", "window=15,offset=2"]
-    assert a.results["holm_family_size"] == 6
+    primary = [c for c in a.results["comparisons"] if c["primary"]]
+    assert [c["treatment"] for c in primary] == ["window=15,offset=1", "window=15,offset=2"]
+    assert all(c["alpha_used"] == pytest.approx(0.025) for c in primary)
     assert any("matches several arms" in n for n in a.notes)
 
 
@@ -295,14 +316,15 @@ def test_unreadable_summary_is_a_note_not_a_refusal(study_dir):
 
 
 def test_caveats_few_videos_sample_level_only_and_one_sample_per_video(synth, tmp_path):
-    # Four videos, many frames each, all improving: the video-level test cannot reach alpha (floor 1/16),
+    # Four sources, many frames each, all improving: the cluster-level test cannot reach alpha (floor 1/16),
     # while the sample-level test (which treats 120 frames as independent) looks overwhelming.
     samples = synth.sample_ids([f"v{i}" for i in range(4)], range(30))
     t = synth.make_rows("window=15,offset=1", samples, gain_db=1.0, video_gain_sd=0.1)
     c = synth.make_rows("window=3", samples)
     a = analyse(combine_tables([t, c]), options())
     text = " ".join(a.caveats)
-    assert "with 4 video(s) the one-sided Wilcoxon test cannot reach alpha=0.05 at all" in text
+    assert "with 4 independent source(s) the smallest achievable p is 0.0625 >= alpha=0.05" in text
+    assert a.results["verdict"] == "cannot reject by design"
     assert "window=15,offset=1 vs window=3: significant only at the sample level" in text
     assert "PSNR (sample-level p = " in text
     assert a.results["reject_h0"] is False
@@ -312,8 +334,7 @@ def test_caveats_few_videos_sample_level_only_and_one_sample_per_video(synth, tm
     one = synth.sample_ids([f"v{i}" for i in range(12)], [3])
     a = analyse(combine_tables([synth.make_rows("window=15,offset=1", one, gain_db=1.0), synth.make_rows("window=3", one)]),
                 options())
-    assert any("every video contributes one sample" in x for x in a.caveats)
-    assert a.results["comparisons"][0]["one_sample_per_video"] is True
+    assert any("every source contributes one sample" in x for x in a.caveats)
 
 
 def test_caveats_seeds_disagree_and_worse_metric(synth, tmp_path):
@@ -333,9 +354,10 @@ def test_caveats_seeds_disagree_and_worse_metric(synth, tmp_path):
 
 def test_library_use_on_dataframes_without_files(synth):
     samples = synth.sample_ids([f"v{i}" for i in range(10)], [1, 2])
-    study = combine_tables([synth.make_rows("window=15,offset=1", samples, gain_db=1.0), synth.make_rows("window=3", samples)])
+    study = combine_tables([synth.make_rows(arm, samples, gain_db=gain, seed=s)
+                            for arm, gain in (("window=15,offset=1", 1.0), ("window=3", 0.0)) for s in (0, 1, 2)])
     a = analyse(study, options())
-    assert a.results["reject_h0"] is True
+    assert a.results["reject_h0"] is True and a.results["verdict"] == "H0 rejected"
     assert a.results["decision"].startswith("H0 rejected at alpha=0.05: window=15,offset=1 improves over window=3")
 
 
@@ -367,3 +389,11 @@ def test_summary_in_the_study_writers_shape(tmp_path, synth):
     assert "arm window=3: the confirm run with seed 2 failed" in text
     assert any("not complete" in n for n in a.notes)
     assert a.study.summary["optuna_storage"] == "sqlite:///x/optuna.db"
+
+
+def test_optuna_storage_follows_a_moved_study_folder(study_dir):
+    summary = json.loads((study_dir / "study_summary.json").read_text())
+    summary["optuna_storage"] = "sqlite:////somewhere/else/optuna.db"  # where the study ran
+    (study_dir / "study_summary.json").write_text(json.dumps(summary))
+    (study_dir / "optuna.db").write_bytes(b"")
+    assert load_study([study_dir]).summary["optuna_storage"] == f"sqlite:///{study_dir / 'optuna.db'}"

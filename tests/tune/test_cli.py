@@ -62,9 +62,33 @@ def test_misconfigured_factors_fail_before_ray(tmp_path: Path, tiny_study, facto
 
 def test_gpus_the_cluster_lacks_fail_before_any_trial(ray_session: str, tmp_path: Path, tiny_study, capsys) -> None:
     out = tmp_path / "study"
-    assert _cli().main(["--out", str(out), "--gpus-per-trial", "0.5", *_sets(tiny_study)]) == 2
+    assert _cli().main(["--out", str(out), "--gpus-per-trial", "0.5", "--allow-underpowered", *_sets(tiny_study)]) == 2
     assert "the Ray cluster has no GPU" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_embedded_default_refuses_without_allow_underpowered(tmp_path: Path, tiny_study, capsys) -> None:
+    """Three real clips are three independent sources (one per split): no data could reject H0."""
+    out = tmp_path / "study"
+    assert _cli().main(["--out", str(out), *_sets(tiny_study), "--set", "confirm.seeds=3"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot reject by design" in err and "3 in all: bigbuckbunny, bikes, carphone_pristine" in err
+    assert "smallest achievable p is 1" in err and "5 test sources are needed" in err
+    assert "--allow-underpowered" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_fewer_than_three_seeds_refuses_without_allow_underpowered(tiny_study) -> None:
+    from lift.tune.study import check_design
+
+    cfg = load_study_config("default", [*tiny_study, "confirm.seeds=2"])
+    sources = {"test": [f"s{i}" for i in range(6)]}
+    with pytest.raises(StudyError, match=r"confirm.seeds=2: a verdict needs at least 3 seeds .* --set confirm.seeds=3"):
+        check_design(cfg, sources)
+    design = check_design(cfg, sources, allow_underpowered=True)
+    assert design.underpowered and design.min_achievable_p == pytest.approx(2 ** -6)
+    ok = check_design(load_study_config("default", [*tiny_study, "confirm.seeds=3"]), sources)
+    assert not ok.underpowered and ok.clusters_needed == 5
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -163,3 +163,17 @@ def test_each_arm_has_its_own_asha_and_confirm_runs_are_never_stopped() -> None:
     assert sched.on_trial_result(None, weak3, result(10.0)) == TrialScheduler.STOP
     assert sched.on_trial_result(None, weak7, result(10.0)) == TrialScheduler.CONTINUE
     assert sched.on_trial_result(None, confirm3, result(5.0)) == TrialScheduler.CONTINUE
+
+
+def test_arm_searcher_budget_per_arm(tmp_path: Path) -> None:
+    """The budget rule: the control gets as many tuning trials as all offsets of a window together."""
+    storage = sqlite_storage(tmp_path / "optuna.db")
+    arms = {key: (_searcher(storage, key, max_concurrent=4), {"arm": key, "seed": 0})
+            for key in ("window=3", "window=7,offset=1", "window=7,offset=2")}
+    s = ArmSearcher(arms, num_samples={"window=3": 4, "window=7,offset=1": 2, "window=7,offset=2": 2}, max_t=3,
+                    confirm_seeds=[1000])
+    assert s.total_trials == 4 + 2 + 2 + 3
+    handed = [s.suggest(f"t{i}") for i in range(8)]
+    arms_of_trials = [h["study"]["arm"] for h in handed if h]
+    assert arms_of_trials.count("window=3") == 4 and arms_of_trials.count("window=7,offset=2") == 2
+    assert s.suggest("x") is None

@@ -208,3 +208,22 @@ def test_the_stored_study_reads_back_to_the_same_study(preset: str, overrides: l
     back = study_from_dict(yaml.safe_load(study_to_yaml(cfg)))
     assert back.identity() == cfg.identity()
     assert [a.key for a in arms_of(back)] == [a.key for a in arms_of(cfg)]
+
+
+def test_report_section_and_budget_rule() -> None:
+    cfg = load_study_config("default", ["report.endpoints=[lpips,psnr]", "report.procedure=holm",
+                                        "report.sesoi={psnr: 0.3}", "arms.windows=[3,15]", "arms.offsets=[1,2,4]",
+                                        "search.num_samples=5"])
+    fam = cfg.report.family()
+    assert fam.endpoints == ("lpips", "psnr") and fam.procedure == "holm" and fam.sesoi_of("psnr") == 0.3
+    from lift.tune.study_config import trials_per_arm
+
+    assert trials_per_arm(cfg) == {"window=3": 15, "window=15,offset=1": 5, "window=15,offset=2": 5,
+                                   "window=15,offset=4": 5}
+    assert load_study_config("default").confirm.seeds == 3
+    for override, words in ((["report.procedure=bonferroni"], "report.procedure"),
+                            (["report.endpoints=[psnr,fid]"], "report.endpoints"),
+                            (["report.alpha=1.5"], "report.alpha"),
+                            (["report.sesoi={psnr: -1}"], "report.sesoi.psnr")):
+        with pytest.raises(StudyError, match=words):
+            load_study_config("default", override)

@@ -77,7 +77,8 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("e2e") / "study"
     log = out.parent / "driver1.log"
     cmd = [sys.executable, str(REPO / "studies" / "context_ablation.py"), "--address", ray_session,
-           "--out", str(out), "--no-report", "--verbose", "0", *[a for kv in tiny_study for a in ("--set", kv)]]
+           "--out", str(out), "--no-report", "--verbose", "0", "--allow-underpowered",
+           *[a for kv in tiny_study for a in ("--set", kv)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as fh:
         driver = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env)
@@ -102,7 +103,8 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     marker = out.parent / "killed.json"
     cfg = load_study_config("default", list(tiny_study))
     t0 = time.perf_counter()
-    outcome = run_study(cfg, out, resume=True, callbacks=[KillWorkerOnce(marker)], verbose=0, log=lambda *_: None)
+    outcome = run_study(cfg, out, resume=True, callbacks=[KillWorkerOnce(marker)], verbose=0, log=lambda *_: None,
+                        allow_underpowered=True)
     return {"out": out, "summary": outcome.summary, "before": before, "finished": finished, "midway": midway,
             "killed": json.loads(marker.read_text()) if marker.is_file() else None, "cfg": cfg,
             "resume_s": time.perf_counter() - t0}
