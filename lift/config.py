@@ -62,6 +62,8 @@ class DataConfig:
     color_jitter: float = 0.05
     temporal_reverse: bool = True
     on_bad_video: Literal["error", "skip"] = "error"
+    # known_answer dataset: references from the same source (informative) or an unrelated one.
+    known_answer_variant: Literal["informative", "uninformative"] = "informative"
     cache_dir: str = "~/.cache/lift/frames"
     # Keep decoded videos (and resized image sequences) as uint8 .npy under cache_dir so later
     # epochs do not decode again. Costs disk (T*H*W*3 bytes per video); false decodes every time.
@@ -80,8 +82,9 @@ class ModelConfig:
     block_scales: list[int] = field(default_factory=lambda: [4, 2, 1])
     # Convolutions inside each IFBlock's residual trunk.
     block_depth: int = 8
-    # Extrapolate reference flows quadratically where both sides allow it, else linearly.
-    quadratic_extrapolation: bool = True
+    # Initial reference flows: linear extrapolation of the anchor flows (default); true fits a
+    # constant acceleration where both sides allow it (anchor-flow noise then grows ~t^2 far away).
+    quadratic_extrapolation: bool = False
     # Run the refinement (context) network that adds a residual to the fused frame.
     refine: bool = True
 
@@ -96,6 +99,9 @@ class LossConfig:
     lpips: float = 0.0
     census: float = 0.0
     smoothness: float = 0.0
+    # L1 of every warped reference against the target (window > 3): trains the reference flows to
+    # be right wherever a reference sees the target, independently of its fusion weight.
+    reference_reconstruction: float = 1.0
     pyramid_levels: int = 5
 
 
