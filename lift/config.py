@@ -61,6 +61,9 @@ class DataConfig:
     rotate: bool = True
     color_jitter: float = 0.05
     temporal_reverse: bool = True
+    # RIFE's colour augmentation: reverse the channel order (RGB <-> BGR) of the whole window with
+    # probability 0.5.
+    channel_reverse: bool = False
     on_bad_video: Literal["error", "skip"] = "error"
     # known_answer dataset: references from the same source (informative) or an unrelated one.
     known_answer_variant: Literal["informative", "uninformative"] = "informative"
@@ -110,6 +113,8 @@ class OptimConfig:
     lr: float = 3e-4
     min_lr: float = 3e-6
     weight_decay: float = 1e-4
+    # Decay every parameter, biases and PReLU slopes included (RIFE's AdamW); false: weights only.
+    weight_decay_all: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 200
     scheduler: Literal["cosine", "constant"] = "cosine"
