@@ -1,0 +1,31 @@
+"""`python -m lift.bench context --quick`: a few steps of both windows on known-answer data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from lift.bench.__main__ import main as bench_main
+
+
+def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "context.json"
+    assert bench_main(["context", "--quick", "--device", "cpu", "--variant", "both", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["variant"], r["seed"]) for r in records] == [("informative", 0), ("uninformative", 0)]
+    for rec in records:
+        assert rec["bench"] == "context" and rec["steps"] == 3 and rec["test_samples"] == 4
+        assert rec["gain_db"] == pytest.approx(rec["psnr_w15"] - rec["psnr_w3"])
+        assert 0.0 < rec["share_hidden"] < 1.0 and 0.0 < rec["share_outside"] < 1.0
+        assert rec["train_s_w3"] > 0 and rec["train_s_w15"] > 0
+    informative = records[0]
+    for ref in ("nearest", "farthest"):
+        refined, extrapolated = informative[f"epe_{ref}_refined"], informative[f"epe_{ref}_extrapolated"]
+        assert math.isfinite(refined) and math.isfinite(extrapolated)
+    # Unrelated references have no exact flow: no EPE for the uninformative variant.
+    assert records[1]["epe_nearest_refined"] is None
+    printed = capsys.readouterr().out
+    assert "psnr_w15" in printed and "share_hidden" in printed
