@@ -173,7 +173,27 @@ def _run(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]
                 res["train_s"] = wall
                 results[window] = res
             records.append(_record(variant, seed, steps, args, device, results))
+    if len(seeds) > 1:
+        records += summarize(records)
     return records
+
+
+def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant over seeds: mean, sample standard deviation, min and max of the gain (dB), and
+    the mean fusion shares and the number of seeds where window 15 beat window 3 by 2 dB."""
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in records if r.get("bench") == "context"):
+        rows = [r for r in records if r.get("bench") == "context" and r["variant"] == variant]
+        gains = torch.tensor([float(r["gain_db"]) for r in rows], dtype=torch.float64)
+        out.append({
+            "bench": "context-summary", "variant": variant, "seeds": len(rows),
+            "gain_db_mean": float(gains.mean()), "gain_db_sd": float(gains.std()) if len(rows) > 1 else None,
+            "gain_db_min": float(gains.min()), "gain_db_max": float(gains.max()),
+            "seeds_gain_ge_2db": int((gains >= 2.0).sum()),
+            "share_hidden_mean": sum(r["share_hidden"] for r in rows) / len(rows),
+            "share_outside_mean": sum(r["share_outside"] for r in rows) / len(rows),
+        })
+    return out
 
 
 def _record(variant: str, seed: int, steps: int, args: argparse.Namespace, device: torch.device,

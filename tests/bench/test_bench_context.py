@@ -29,3 +29,15 @@ def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: py
     assert records[1]["epe_nearest_refined"] is None
     printed = capsys.readouterr().out
     assert "psnr_w15" in printed and "share_hidden" in printed
+
+
+def test_summary_over_seeds_counts_the_seeds_that_reach_2db() -> None:
+    from lift.bench.context import summarize
+
+    rows = [{"bench": "context", "variant": "informative", "gain_db": g, "share_hidden": 0.6, "share_outside": 0.1}
+            for g in (1.0, 2.5, 3.5)]
+    (summary,) = summarize(rows)
+    assert summary["seeds"] == 3 and summary["seeds_gain_ge_2db"] == 2
+    assert summary["gain_db_mean"] == pytest.approx(7.0 / 3)
+    assert summary["gain_db_sd"] == pytest.approx(((1.0 - 7 / 3) ** 2 + (2.5 - 7 / 3) ** 2 + (3.5 - 7 / 3) ** 2) ** 0.5 / 2 ** 0.5)
+    assert (summary["gain_db_min"], summary["gain_db_max"]) == (1.0, 3.5)
