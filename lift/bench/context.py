@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from lift.bench.common import describe_device, resolve_device
-from lift.config import Config, load_config
+from lift.config import Config, load_config, parse_override
 from lift.metrics.image import psnr
 from lift.train import (EpochDataset, EpochSampler, Trainer, build_components, build_datasets, forward_batch,
                         make_loader, seed_everything, to_device)
@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     # At 32x32 the per-op work is too small to split: on 2 loaded cores one thread took 0.13 CPU-s
     # per window-3 step and two threads 1.3 CPU-s (OpenMP spinning), 3.6x the wall time.
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override applied to both windows, e.g. optim.grad_clip=0 (repeatable)")
     return parser
 
 
@@ -59,6 +61,7 @@ def context_config(window: int, variant: str, seed: int, args: argparse.Namespac
         "train.seed": seed, "train.amp": "off", "train.batch_size": 8, "train.eval_batch_size": 16,
         "train.max_steps_per_epoch": None, "logging.tensorboard": False, "logging.progress": "off",
     }
+    overrides.update(parse_override(text) for text in args.set)
     return load_config("smoke", overrides)
 
 

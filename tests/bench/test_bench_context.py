@@ -42,3 +42,18 @@ def test_summary_over_seeds_counts_the_seeds_that_reach_2db() -> None:
     assert summary["gain_db_mean"] == pytest.approx(7.0 / 3)
     assert summary["gain_db_sd"] == pytest.approx(statistics.stdev([1.0, 2.5, 3.5]))
     assert (summary["gain_db_min"], summary["gain_db_max"]) == (1.0, 3.5)
+
+
+def test_set_overrides_reach_both_windows_and_bad_keys_are_errors() -> None:
+    import argparse
+
+    from lift.bench.context import add_arguments, context_config
+    from lift.config import ConfigError
+
+    args = add_arguments(argparse.ArgumentParser()).parse_args(["--set", "optim.grad_clip=0", "--set", "optim.lr=5e-4"])
+    for window in (3, 15):
+        cfg = context_config(window, "informative", 0, args)
+        assert (cfg.optim.grad_clip, cfg.optim.lr, cfg.data.dataset) == (0.0, 5e-4, "known_answer")
+    bad = add_arguments(argparse.ArgumentParser()).parse_args(["--set", "optim.no_such_key=1"])
+    with pytest.raises(ConfigError, match="no_such_key"):
+        context_config(3, "informative", 0, bad)
