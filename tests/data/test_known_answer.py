@@ -14,7 +14,7 @@ from lift.model import backward_warp
 def _cfg(window: int = 15, variant: str = "informative", **extra):
     overrides = {"data.dataset": "known_answer", "data.known_answer_variant": variant, "data.window": window,
                  "data.eval_max_window": 15, "data.frame_size": None, "data.crop_size": [32, 32],
-                 "data.max_sequences": 4, "data.color_jitter": 0.0}
+                 "data.max_sequences": 4, "data.color_jitter": 0.0, "data.train_samples_per_epoch": None}
     overrides.update(extra)
     return load_config("smoke", overrides)
 
@@ -55,7 +55,9 @@ def test_uninformative_references_come_from_another_source():
 def test_every_window_trains_on_the_same_centre_targets_and_splits_are_by_source():
     w3 = build_dataset(_cfg(window=3).data, "train")
     w15 = build_dataset(_cfg(window=15).data, "train")
-    assert len(w3) == len(w15) == 4
+    assert len(w3) == len(w15) == 4  # one training position per source: its centre
+    drawn = build_dataset(_cfg(window=3, **{"data.train_samples_per_epoch": 10}).data, "train")
+    assert len(drawn) == 10 and {drawn[i]["target_index"] for i in range(10)} == {7}
     assert [w3[i]["target_index"] for i in range(4)] == [w15[i]["target_index"] for i in range(4)] == [7] * 4
     torch.testing.assert_close(w3[0]["frames"], w15[0]["frames"][:2])
     train_ids = {w15[i]["cluster_id"].split("-")[1][len("train"):] for i in range(4)}
