@@ -105,6 +105,9 @@ class LossConfig:
     # L1 of every warped reference against the target (window > 3): trains the reference flows to
     # be right wherever a reference sees the target, independently of its fusion weight.
     reference_reconstruction: float = 1.0
+    # Laplacian-pyramid L1 of the anchors' own mask-fused estimate (window > 3 only): keeps the
+    # anchor path trained as in window 3 when the references take fusion weight. 0 = off.
+    anchor_reconstruction: float = 0.0
     pyramid_levels: int = 5
 
 

@@ -123,3 +123,14 @@ def test_lpips_term_is_differentiable_and_kept_out_of_the_state():
     assert grad.abs().sum() > 0
     assert list(loss.parameters()) == [] and loss.state_dict() == {}
     assert loss(target, aux, target)[1]["lpips"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_anchor_reconstruction_only_with_references():
+    cfg = LossConfig(**{**ALL_OFF, "anchor_reconstruction": 0.5})
+    pred, aux, target = _forward(5)
+    total, parts = LIFTLoss(cfg)(pred, aux, target)
+    expected = laplacian_l1(aux["student_preds"][-1], target, cfg.pyramid_levels)
+    torch.testing.assert_close(parts["anchor_reconstruction"], expected)
+    torch.testing.assert_close(total, parts["reconstruction"] + 0.5 * expected)
+    pred, aux, target = _forward(3)
+    assert "anchor_reconstruction" not in LIFTLoss(cfg)(pred, aux, target)[1]
