@@ -61,7 +61,12 @@ class DataConfig:
     rotate: bool = True
     color_jitter: float = 0.05
     temporal_reverse: bool = True
+    # RIFE's colour augmentation: reverse the channel order (RGB <-> BGR) of the whole window with
+    # probability 0.5.
+    channel_reverse: bool = False
     on_bad_video: Literal["error", "skip"] = "error"
+    # known_answer dataset: references from the same source (informative) or an unrelated one.
+    known_answer_variant: Literal["informative", "uninformative"] = "informative"
     cache_dir: str = "~/.cache/lift/frames"
     # Keep decoded videos (and resized image sequences) as uint8 .npy under cache_dir so later
     # epochs do not decode again. Costs disk (T*H*W*3 bytes per video); false decodes every time.
@@ -80,8 +85,9 @@ class ModelConfig:
     block_scales: list[int] = field(default_factory=lambda: [4, 2, 1])
     # Convolutions inside each IFBlock's residual trunk.
     block_depth: int = 8
-    # Extrapolate reference flows quadratically where both sides allow it, else linearly.
-    quadratic_extrapolation: bool = True
+    # Initial reference flows: linear extrapolation of the anchor flows (default); true fits a
+    # constant acceleration where both sides allow it (anchor-flow noise then grows ~t^2 far away).
+    quadratic_extrapolation: bool = False
     # Run the refinement (context) network that adds a residual to the fused frame.
     refine: bool = True
 
@@ -96,6 +102,12 @@ class LossConfig:
     lpips: float = 0.0
     census: float = 0.0
     smoothness: float = 0.0
+    # L1 of every warped reference against the target (window > 3): trains the reference flows to
+    # be right wherever a reference sees the target, independently of its fusion weight.
+    reference_reconstruction: float = 1.0
+    # Laplacian-pyramid L1 of the anchors' own mask-fused estimate (window > 3 only): keeps the
+    # anchor path trained as in window 3 when the references take fusion weight. 0 = off.
+    anchor_reconstruction: float = 0.0
     pyramid_levels: int = 5
 
 
@@ -104,6 +116,8 @@ class OptimConfig:
     lr: float = 3e-4
     min_lr: float = 3e-6
     weight_decay: float = 1e-4
+    # Decay every parameter, biases and PReLU slopes included (RIFE's AdamW); false: weights only.
+    weight_decay_all: bool = False
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     warmup_steps: int = 200
     scheduler: Literal["cosine", "constant"] = "cosine"

@@ -47,6 +47,7 @@ from lift.config import (
     save_config,
 )
 from lift.logging import Progress, TensorBoardLogger
+from lift.model.diagnostics import reference_diagnostics, reference_share_image
 
 log = logging.getLogger("lift.train")
 
@@ -396,12 +397,13 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Decay only weight matrices/kernels; decaying biases and per-channel scales only slows them.
+def _param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict[str, Any]]:
+    # By default decay only weight matrices/kernels (decaying biases and per-channel scales only
+    # slows them); `decay_all` is RIFE's recipe, AdamW's decay on every parameter.
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            (decay if decay_all or p.ndim >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
@@ -422,7 +424,7 @@ class Trainer:
         self.size_multiple = int(getattr(model, "size_multiple", 1) or 1)
         o = cfg.optim
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model, o.weight_decay), lr=o.lr,
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, o.weight_decay, o.weight_decay_all), lr=o.lr,
                                            betas=(o.betas[0], o.betas[1]), weight_decay=o.weight_decay)
         # fp16 needs loss scaling to keep small gradients representable; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
@@ -569,6 +571,7 @@ class Trainer:
                     group_start = t_end
                     if grad_norm is not None and (self.step % lg.log_every == 0 or self.step == 1):
                         self._log_train_window(win, win_comps)
+                        self._log_reference_diagnostics(aux, batch)
                         win = dict.fromkeys(win, 0)
                         win.update(loss=0.0, data=0.0, time=0.0, grad=0.0)
                         win_comps = {}
@@ -605,6 +608,17 @@ class Trainer:
             tb.scalar("grad_norm", win["grad"] / win["grad_n"], s)
         tb.scalar("skipped_steps", self.skipped_steps, s)
         tb.gpu_memory(self.device, s)
+
+    def _log_reference_diagnostics(self, aux: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Reference-path scalars (fusion shares, flow size and error) and the share map of the
+        last batch; nothing for window 3 or without TensorBoard."""
+        if not self.tb.enabled:
+            return
+        self.tb.scalars(reference_diagnostics(aux, batch), self.step, prefix="reference/")
+        if self.cfg.logging.image_every > 0:
+            image = reference_share_image(aux)
+            if image is not None:
+                self.tb.image("reference/share", image, self.step)
 
     # -- evaluation hooks ----------------------------------------------------------------------
     def evaluate(self, loader: DataLoader, *, split: str, arm: str, trial_id: str,

@@ -1,4 +1,4 @@
-"""`python -m lift.bench {data|model|train|metrics|infer|all} [--json FILE]`."""
+"""`python -m lift.bench {data|model|train|metrics|infer|context|all} [--json FILE]`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import ModuleType
 
 from lift.bench.common import format_table, write_json
 
-SUBCOMMANDS = ("data", "model", "train", "metrics", "infer")
+SUBCOMMANDS = ("data", "model", "train", "metrics", "infer", "context")
 
 
 def _load(name: str) -> tuple[ModuleType | None, str | None]:

@@ -8,9 +8,10 @@ samples:
   ``(seed, epoch, index)``, the anchor distance ``a`` in ``1..gap-1`` (always 1 when ``gap == 2``),
   a random ``data.crop_size`` crop and the augmentations, all applied identically to every frame of
   the window: horizontal/vertical flips, 90-degree rotations (180 only, for non-square crops), colour
-  jitter, and temporal reversal. :meth:`set_epoch` selects the epoch's draws; it must reach the
-  dataset copy that loads (persistent DataLoader workers keep their own copy: lift.train passes the
-  epoch with every index for that reason).
+  jitter, channel-order reversal (``data.channel_reverse``, RIFE's) and temporal reversal.
+  :meth:`set_epoch` selects the epoch's draws; it must reach the dataset copy that loads
+  (persistent DataLoader workers keep their own copy: lift.train passes the epoch with every
+  index for that reason).
 * **evaluation** (``train=False``): deterministic, no augmentation, ``a = gap // 2``, whole frames
   unless ``data.eval_crop`` (a centre crop). The targets of a sequence are
   ``data.eval_targets_per_video`` indices evenly spaced over the targets valid for the *largest*
@@ -93,6 +94,7 @@ class _Draws:
     vflip: bool
     rot: int  # quarter turns 0..3
     jitter: np.ndarray  # three values in [-1, 1]: brightness, contrast, saturation
+    channel_reverse: bool
 
 
 class BaseVideoDataset(Dataset):
@@ -278,7 +280,8 @@ class BaseVideoDataset(Dataset):
         u = rng.random(8)
         return _Draws(position=int(rng.integers(self._positions)), a=1 + int(rng.integers(max(self.spec.gap - 1, 1))),
                       reverse=bool(u[0] < 0.5), crop_y=float(u[1]), crop_x=float(u[2]), hflip=bool(u[3] < 0.5),
-                      vflip=bool(u[4] < 0.5), rot=int(u[5] * 4) % 4, jitter=rng.uniform(-1.0, 1.0, size=3))
+                      vflip=bool(u[4] < 0.5), rot=int(u[5] * 4) % 4, jitter=rng.uniform(-1.0, 1.0, size=3),
+                      channel_reverse=bool(u[6] < 0.5))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not 0 <= index < self._len:
@@ -317,6 +320,8 @@ class BaseVideoDataset(Dataset):
         x = x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
         if augment and self.cfg.color_jitter > 0:
             x = color_jitter(x, 1.0 + self.cfg.color_jitter * draws.jitter)
+        if augment and self.cfg.channel_reverse and draws.channel_reverse:
+            x = x.flip(1)  # RGB -> BGR for every frame of the window alike (RIFE)
         n = self.spec.num_inputs
         target_index = seq.first_frame + target
         sample: dict[str, Any] = {

@@ -10,7 +10,7 @@ from lift.data.base import BaseVideoDataset
 _REGISTRY: dict[str, type[BaseVideoDataset]] = {}
 # Imported on first lookup so that `import lift.data` stays cheap and free of import cycles.
 _BUILTIN_MODULES = ("lift.data.vimeo", "lift.data.ucf101", "lift.data.x4k", "lift.data.video_folder",
-                    "lift.data.synthetic")
+                    "lift.data.synthetic", "lift.data.known_answer")
 
 
 def register_dataset(cls: type[BaseVideoDataset]) -> type[BaseVideoDataset]:

@@ -7,6 +7,10 @@ Terms (weights in ``LossConfig``; a weight of 0 skips the computation and the co
   lpips           LPIPS distance (``lift.metrics.lpips``), loaded lazily on first use
   census          soft census (ternary) transform distance, robust to brightness changes
   smoothness      edge-aware first-order smoothness of every flow in ``aux["flows"]``
+  reference_reconstruction  the model's ``aux["reference_recon_loss"]``: L1 of each warped
+                  reference against the target (window > 3 only; trains the reference flows)
+  anchor_reconstruction  Laplacian-pyramid L1 of the anchors' mask-fused estimate (window > 3
+                  only; off by default)
 Teacher and distillation terms need the teacher outputs, which exist only when the model was
 called with the target; without them (inference) those two terms are skipped.
 All terms are computed in float32 with autocast disabled, whatever precision the model ran in.
@@ -158,5 +162,13 @@ class LIFTLoss(nn.Module):
                     raise KeyError("LIFTLoss: loss.smoothness > 0 needs aux['flows'] from the model")
                 terms["smoothness"] = smoothness_loss(aux["flows"].float(), target)
                 weights["smoothness"] = cfg.smoothness
+            if cfg.anchor_reconstruction > 0 and "reference_recon_loss" in aux:
+                # Only models with references: for window 3 the estimate is the fused frame.
+                terms["anchor_reconstruction"] = laplacian_l1(aux["student_preds"][-1].float(), target,
+                                                              cfg.pyramid_levels)
+                weights["anchor_reconstruction"] = cfg.anchor_reconstruction
+            if cfg.reference_reconstruction > 0 and "reference_recon_loss" in aux:
+                terms["reference_reconstruction"] = aux["reference_recon_loss"].float()
+                weights["reference_reconstruction"] = cfg.reference_reconstruction
             total = sum(weights[k] * v for k, v in terms.items())
         return total, terms

@@ -1,31 +1,40 @@
-"""The LIFT network: RIFE-style intermediate flow for the anchors plus a far-reference path.
+"""The LIFT network: RIFE-m for the anchors plus a far-reference path that only adds modules.
 
-Anchor path (after RIFE, arXiv 2011.06294, written from the paper's description):
-  * A coarse-to-fine stack of IFBlocks (scales ``model.block_scales``, default 4, 2, 1). Each block
-    looks at the anchors, the anchors warped by the current flow, the current fusion mask and
-    the timestep (a constant input channel, RIFE-m style, so any timestep in (0, 1) works), and
-    predicts a residual to the two backward flows target->anchors and to the mask logit.
+Anchor path (window 3 is exactly RIFE-m, ECCV2022-RIFE ``IFNet_m`` + ``refine.py``, written from
+their structure, 10,710,780 parameters at full width; ``tests/model/test_rife_parity.py`` checks every
+parameter shape against the official table):
+  * A coarse-to-fine stack of IFBlocks (scales ``model.block_scales``, default 4, 2, 1; channels
+    240 / 150 / 90). Each block looks at the anchors, the anchors warped by the current flow, the
+    current mask logit and the timestep (a constant input channel, so any timestep in (0, 1) works)
+    and predicts a residual to the two backward flows target->anchors and to the mask logit.
   * A teacher block that additionally sees the target refines the last student flow during
     training; its flow supervises the students where its reconstruction is better (privileged
     distillation, ``aux["distill_loss"]``).
-  * A context network extracts feature pyramids of the anchors, warps them with the anchor flows,
-    and a small U-Net predicts a residual added to the fused frame.
+  * A context network (16/32/64/128 channels) extracts feature pyramids of the
+    anchors warped by the anchor flows, and RIFE's U-Net (17 inputs) predicts a residual in [-1, 1]
+    added to the fused frame.
 
-Reference path (present only when the window has references, window > 3):
-  * For each reference, an initial flow from the target time is extrapolated from the two anchor
-    flows with the reference's relative time (linear, or constant-acceleration when enabled).
-  * ONE reference block, shared by every reference, refines that flow from the anchor-based
-    estimate and the reference warped by the initial flow. Sharing keeps the parameter count
-    independent of the number of references, and a model trained on window 15 runs on window 7.
-  * A fusion scorer, also shared across frames, predicts a per-pixel logit for every warped frame
-    (anchors and references) from the warped frame, the anchor estimate, their photometric
-    disagreement (an occlusion cue), the flow and the temporal distance; a softmax over frames
-    gives the fusion weights. The fused frame feeds the refinement U-Net.
+Reference path (present only when the window has references, window > 3; every module lives
+under ``reference.`` and nothing of the anchor path changes):
+  * For each reference, an initial flow from the target time is extrapolated from the (detached)
+    anchor flows with the reference's relative time: linear by default, constant acceleration as
+    an option (``model.quadratic_extrapolation``; it amplifies anchor-flow noise ~t^2 far away).
+  * ONE reference block, shared by every reference, refines that flow. Its output layer starts at
+    zero, so an untrained path is pure extrapolation, and its flows are trained to be *right* by a
+    per-reference reconstruction term (each warped reference against the target,
+    ``loss.reference_reconstruction``) besides the main loss through the fused frame.
+  * A fusion scorer, shared across frames, predicts a per-pixel logit for every warped frame
+    (anchors and references) from *detached* inputs, so the loss cannot lower a reference's weight
+    by bending its flow: the warped frame, the anchor estimate, its disagreement with that
+    estimate, its deviation from the per-pixel median of all warped frames, their variance, the
+    anchors' mutual disagreement, the mask logit, its flow and its temporal distance. The cross-frame
+    cues let it prefer a reference where both anchors are wrong. A softmax over frames (plus
+    RIFE's mask as a prior for the anchors) gives the fusion weights.
+  * The fused frame and the references' weight enter the U-Net through a zero-initialised
+    adapter added to its first level, so the U-Net itself is RIFE's.
   * Cost: the reference block works one scale coarser than the finest student block and the
-    scorer at 1/4 resolution, so window 15 costs ~1.35x the MACs of window 3 (full size,
-    256x448) and ~1.3-1.6x its CPU train step at smoke size (``python -m lift.bench model``).
-With window 3 the reference path does not exist: the network is the RIFE-style control arm,
-and the two arms share every other line of code.
+    scorer at 1/4 resolution (``python -m lift.bench model`` reports the window-15 / window-3 cost).
+With window 3 the reference path does not exist: the network is RIFE-m, the control arm.
 """
 
 from __future__ import annotations
@@ -42,13 +51,17 @@ from lift.model.warp import backward_warp
 
 # Downsampling of the refinement U-Net and the context pyramid (four stride-2 levels).
 UNET_LEVELS = 4
-# Reference flows are clamped to this multiple of the frame size: a quadratic fit extrapolated
-# many gaps away can otherwise produce displacements that no conv layer has seen in training.
+# Reference flows are clamped to this multiple of the frame size: a fit extrapolated many gaps
+# away can otherwise produce displacements that no conv layer has seen in training.
 MAX_EXTRAPOLATED_FLOW = 1.0
 # Below this distance of the timestep from an anchor the constant-acceleration fit is singular.
 QUADRATIC_MIN_TIMESTEP = 1e-3
 # RIFE's margin: distil only where the teacher's error is lower by more than this.
 DISTILL_MARGIN = 0.01
+# RIFE-m's IFBlock channels by scale (block0 / block1 / block2 of IFNet_m).
+RIFE_BLOCK_CHANNELS = {4: 240, 2: 150, 1: 90}
+# Channels of RIFE's context net / U-Net (``c = 16`` in refine.py).
+RIFE_REFINE_CHANNELS = 16
 
 
 def _channels(base: float, width: float, minimum: int = 8) -> int:
@@ -57,13 +70,19 @@ def _channels(base: float, width: float, minimum: int = 8) -> int:
 
 
 def block_channels(scale: int, width: float) -> int:
-    """Channels of an IFBlock at `scale`: 240 / 148 / 90 at scales 4 / 2 / 1 for width 1 (RIFE:
-    240 / 150 / 90); coarser blocks see a larger context and get more channels."""
-    return _channels(90.0 * scale ** 0.71, width)
+    """Channels of an IFBlock at `scale`: RIFE-m's 240 / 150 / 90 at scales 4 / 2 / 1 for width 1;
+    other scales follow the same trend (coarser blocks see more context and get more channels)."""
+    return _channels(RIFE_BLOCK_CHANNELS.get(scale, 90.0 * scale ** 0.71), width)
 
 
 def _conv(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    """RIFE's conv: 3x3 + PReLU (one slope per channel)."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
+
+
+def _conv2(in_ch: int, out_ch: int) -> nn.Sequential:
+    """RIFE's ``Conv2`` (refine.py): a strided conv then a plain one."""
+    return nn.Sequential(_conv(in_ch, out_ch, 2), _conv(out_ch, out_ch))
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -95,10 +114,10 @@ class FlowBlock(nn.Module):
     """An IFBlock: resizes its inputs to 1/scale, downsamples 4x with two strided convs, runs a
     residual trunk of `depth` convs, and upsamples with a transposed conv. It predicts
     `flow_channels` of residual flow (pixels of the full-resolution frame) and `extra_channels`
-    of other maps (the mask logit)."""
+    of other maps (the mask logit). `zero_init` starts the output at exactly zero."""
 
     def __init__(self, in_channels: int, channels: int, depth: int, flow_channels: int,
-                 extra_channels: int = 0, flow_input: bool = True) -> None:
+                 extra_channels: int = 0, flow_input: bool = True, zero_init: bool = False) -> None:
         super().__init__()
         self.flow_channels = flow_channels
         self.flow_input = flow_input
@@ -107,6 +126,9 @@ class FlowBlock(nn.Module):
                                   _conv(channels // 2, channels, 2))
         self.trunk = nn.Sequential(*[_conv(channels, channels) for _ in range(depth)])
         self.head = nn.ConvTranspose2d(channels, flow_channels + extra_channels, 4, 2, 1)
+        if zero_init:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor, flow: torch.Tensor | None, scale: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,18 +153,17 @@ class FlowBlock(nn.Module):
 
 
 class ContextNet(nn.Module):
-    """Feature pyramid of one frame (levels 1/2 .. 1/16), each level warped by the flow."""
+    """RIFE's Contextnet: feature pyramid of one frame (levels 1/2 .. 1/16, c, 2c, 4c, 8c channels),
+    each level warped by the flow."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        c = channels
-        widths = [c * 2 ** i for i in range(UNET_LEVELS)]
+        self.widths = [channels * 2 ** i for i in range(UNET_LEVELS)]
         self.levels = nn.ModuleList()
         prev = 3
-        for w in widths:
-            self.levels.append(nn.Sequential(_conv(prev, w, 2), _conv(w, w)))
+        for w in self.widths:
+            self.levels.append(_conv2(prev, w))
             prev = w
-        self.widths = widths
 
     def forward(self, image: torch.Tensor, flow: torch.Tensor) -> list[torch.Tensor]:
         feats = []
@@ -154,38 +175,42 @@ class ContextNet(nn.Module):
 
 
 class RefineUNet(nn.Module):
-    """U-Net that predicts a residual in [-1, 1] for the fused frame, with the warped context
-    features of both anchors joined at every encoder level."""
+    """RIFE's U-Net: predicts a residual in [-1, 1] for the fused frame. The anchors' warped context
+    features join the input of every encoder level after the first and of the decoder; the decoder
+    skips are the plain encoder outputs."""
 
-    IN_CHANNELS = 21  # I0, I1, warped I0, warped I1, mask, anchor flows (4), fused, reference weight
+    IN_CHANNELS = 17  # I0, I1, warped I0, warped I1, mask, anchor flows (4)
 
-    def __init__(self, channels: int, context_widths: Sequence[int]) -> None:
+    def __init__(self, channels: int) -> None:
         super().__init__()
         c = channels
         self.down = nn.ModuleList()
-        skip_widths = []
         prev = self.IN_CHANNELS
         for i in range(UNET_LEVELS):
             w = 2 * c * 2 ** i  # 2c, 4c, 8c, 16c at 1/2 .. 1/16
-            self.down.append(nn.Sequential(_conv(prev, w, 2), _conv(w, w)))
-            prev = w + 2 * context_widths[i]
-            skip_widths.append(prev)
+            self.down.append(_conv2(prev, w))
+            prev = 2 * w  # the next level also gets both anchors' context (w / 2 channels each)
         # Decoder: from 1/16 back to full resolution; output widths 8c, 4c, 2c, c.
         self.up = nn.ModuleList()
-        inp = skip_widths[-1]
+        inp = prev  # 32c: the deepest encoder output and both deepest context levels
         for level in reversed(range(UNET_LEVELS)):
             out = c * 2 ** level
             self.up.append(nn.Sequential(nn.ConvTranspose2d(inp, out, 4, 2, 1), nn.PReLU(out)))
-            if level > 0:
-                inp = out + skip_widths[level - 1]
+            inp = out + 2 * c * 2 ** (level - 1) if level > 0 else out
         self.out = nn.Conv2d(c, 3, 3, 1, 1)
 
-    def forward(self, x: torch.Tensor, ctx0: list[torch.Tensor], ctx1: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx0: list[torch.Tensor], ctx1: list[torch.Tensor],
+                first_level_extra: torch.Tensor | None = None) -> torch.Tensor:
+        """`first_level_extra` (the reference path's adapter output) is added to the first encoder
+        level; None for RIFE."""
         skips = []
         for i, down in enumerate(self.down):
-            x = torch.cat((down(x), ctx0[i], ctx1[i]), 1)
-            skips.append(x)
-        y = skips[-1]
+            s = down(x)
+            if i == 0 and first_level_extra is not None:
+                s = s + first_level_extra.to(s.dtype)
+            skips.append(s)
+            x = torch.cat((s, ctx0[i], ctx1[i]), 1)
+        y = x
         for j, up in enumerate(self.up):
             if j > 0:
                 y = torch.cat((y, skips[UNET_LEVELS - 1 - j]), 1)
@@ -199,11 +224,14 @@ class FusionScorer(nn.Module):
     Reads its inputs at half resolution, computes at quarter resolution (like RIFE's finest
     IFBlock, which predicts the fusion mask at 1/4 and upsamples it) and returns full-resolution
     logits through a learned 4x transposed convolution. It runs once per input frame (14 times
-    for window 15), so it is kept small; a bilinear upsampling of 14 logit maps would cost more
-    in the backward pass on a CPU than the whole scorer.
+    for window 15), so it is kept small.
     """
 
-    IN_CHANNELS = 11  # warped frame, anchor estimate, disagreement, flow, time encoding (2)
+    # Per frame: warped frame (3), its disagreement with the anchor estimate (1), its deviation
+    # from the per-pixel median of all warped frames (1), flow / 32 (2), time encoding (2), its
+    # share of the mask logit (1). Shared by all frames: anchor estimate (3), variance over the
+    # warped frames (1), the anchors' mutual disagreement (1).
+    IN_CHANNELS = 15
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -221,17 +249,23 @@ class FusionScorer(nn.Module):
 class ReferencePath(nn.Module):
     """Everything that exists only when the window has references; shared across references."""
 
-    def __init__(self, width: float, depth: int, scale: int, quadratic: bool) -> None:
+    def __init__(self, width: float, depth: int, scale: int, quadratic: bool, unet_channels: int) -> None:
         super().__init__()
         self.scale = scale
         self.quadratic = quadratic
         # Input: anchor estimate (3), reference warped by the initial flow (3), time encoding (2);
-        # the initial flow (2) enters as the block's flow input.
-        self.block = FlowBlock(8, _channels(64, width), depth, flow_channels=2)
+        # the initial flow (2) enters as the block's flow input. Zero output at first: the path
+        # starts as pure extrapolation and learns corrections from the reconstruction terms.
+        self.block = FlowBlock(8, _channels(64, width), depth, flow_channels=2, zero_init=True)
         self.scorer = FusionScorer(_channels(24, width))
         # Log-odds prior of a reference against the anchors; starts low so that an untrained
         # model fuses mostly the anchors (RIFE behaviour) and learns to trust references.
         self.reference_logit = nn.Parameter(torch.tensor(-2.0))
+        # The fused frame (3) and the references' total weight (1) into the U-Net's first level
+        # (stride 2, like it), zero at first so that the U-Net starts as RIFE's.
+        self.unet_adapter = nn.Conv2d(4, 2 * unet_channels, 3, 2, 1)
+        nn.init.zeros_(self.unet_adapter.weight)
+        nn.init.zeros_(self.unet_adapter.bias)
 
 
 class LIFT(nn.Module):
@@ -243,7 +277,7 @@ class LIFT(nn.Module):
     """
 
     def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
-                 block_depth: int = 8, quadratic_extrapolation: bool = True, refine: bool = True) -> None:
+                 block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True) -> None:
         super().__init__()
         if window < 3 or window % 2 == 0:
             raise ValueError(f"LIFT: window={window}; expected an odd integer >= 3 (3 = two anchors + target)")
@@ -265,10 +299,10 @@ class LIFT(nn.Module):
             for i, s in enumerate(scales))
         self.teacher = FlowBlock(17, block_channels(scales[-1], width), block_depth, flow_channels=4,
                                  extra_channels=1)
+        refine_c = _channels(RIFE_REFINE_CHANNELS, width)
         if refine:
-            ctx_c = _channels(16, width)
-            self.context = ContextNet(ctx_c)
-            self.unet = RefineUNet(_channels(16, width), self.context.widths)
+            self.context = ContextNet(refine_c)
+            self.unet = RefineUNet(refine_c)
         else:
             self.context = None
             self.unet = None
@@ -276,7 +310,8 @@ class LIFT(nn.Module):
         # than the finest student block, which keeps 12 references cheap.
         ref_scale = 2 * scales[-1]
         if window > 3:
-            self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation)
+            self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation,
+                                           refine_c)
         else:
             self.reference = None
         # Every block downsamples by 4 * its scale, the U-Net by 2**UNET_LEVELS. The reference
@@ -337,7 +372,7 @@ class LIFT(nn.Module):
             if i == 0:
                 x = torch.cat((img0, img1, tmap), 1)
             else:
-                x = torch.cat((img0, img1, warped0, warped1, tmap, mask_logit), 1)
+                x = torch.cat((img0, img1, tmap, warped0, warped1, mask_logit), 1)  # IFNet_m's order
             d_flow, d_mask = block(x, flow, scale)
             flow = d_flow if flow is None else flow + d_flow
             mask_logit = mask_logit + d_mask
@@ -356,7 +391,7 @@ class LIFT(nn.Module):
             if tuple(target.shape) != (batch, 3, height, width):
                 raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
                                  f"got {tuple(target.shape)}")
-            x = torch.cat((img0, img1, warped0, warped1, tmap, mask_logit, target.to(frames.dtype)), 1)
+            x = torch.cat((img0, img1, tmap, warped0, warped1, mask_logit, target.to(frames.dtype)), 1)
             d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
             t_flow = flow + d_flow
             t_mask = torch.sigmoid(mask_logit + d_mask)
@@ -368,27 +403,33 @@ class LIFT(nn.Module):
 
         # ---- references and fusion -------------------------------------------------------------
         anchor_flows = flow.view(batch, 2, 2, height, width)
+        all_flows = anchor_flows
+        all_warped = torch.stack((warped0, warped1), 1)
         if self.reference is not None and n > 2:
-            ref_flows, ref_warped = self._reference_flows(
+            ref_flows, ref_init, ref_warped = self._reference_flows(
                 frames[:, 2:], times[:, 2:], timestep, anchor_flows, estimate)
             all_flows = torch.cat((anchor_flows, ref_flows), 1)
-            all_warped = torch.cat((torch.stack((warped0, warped1), 1), ref_warped), 1)
-        else:
-            all_flows = anchor_flows
-            all_warped = torch.stack((warped0, warped1), 1)
+            all_warped = torch.cat((all_warped, ref_warped), 1)
+            aux["reference_init_flows"] = ref_init
+            if target is not None:
+                # Each warped reference against the target: trains the reference flows to be
+                # right wherever the reference sees the target, whatever its fusion weight.
+                aux["reference_recon_loss"] = (ref_warped.float() - target.float().unsqueeze(1)).abs().mean()
         if self.reference is not None:
             weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, mask_logit)
         else:
             weights = torch.stack((mask, 1 - mask), 1)
         fused = (weights * all_warped).sum(1)
 
-        # ---- refinement ------------------------------------------------------------------------
+        # ---- refinement (RIFE's context net and U-Net) -----------------------------------------
         if self.unet is not None:
-            ref_weight = weights[:, 2:].sum(1)
-            x = torch.cat((img0, img1, warped0, warped1, mask, flow, fused, ref_weight), 1)
+            x = torch.cat((img0, img1, warped0, warped1, mask, flow), 1)
             ctx0 = self.context(img0, flow[:, :2])
             ctx1 = self.context(img1, flow[:, 2:])
-            residual = self.unet(x, ctx0, ctx1)
+            extra = None
+            if self.reference is not None:
+                extra = self.reference.unet_adapter(torch.cat((fused, weights[:, 2:].sum(1)), 1))
+            residual = self.unet(x, ctx0, ctx1, extra)
             aux["residual"] = residual
             pred = torch.clamp(fused + residual, 0.0, 1.0)
         else:
@@ -398,11 +439,17 @@ class LIFT(nn.Module):
 
     # ------------------------------------------------------------------------------------------
     def _reference_flows(self, refs: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
-                         anchor_flows: torch.Tensor, estimate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Refined flows target->reference [B, R, 2, H, W] and the warped references [B, R, 3, H, W]."""
+                         anchor_flows: torch.Tensor, estimate: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Refined flows target->reference [B, R, 2, H, W], the extrapolated flows they start from
+        (same shape, for diagnostics) and the warped references [B, R, 3, H, W].
+
+        The anchor flows and the estimate enter detached: the reference path learns to use the
+        anchor path, never to bend it."""
         assert self.reference is not None
         batch, r, _, height, width = refs.shape
         lo = (height // self.reference.scale, width // self.reference.scale)
+        anchor_flows = anchor_flows.detach()
         # Everything before the final warp runs at the reference block's resolution: the
         # extrapolation is linear in the anchor flows, so it commutes with bilinear resizing, and
         # R full-resolution copies of the block inputs would dominate the cost of the path.
@@ -414,32 +461,45 @@ class LIFT(nn.Module):
         warped_init = backward_warp(_resize(refs_flat, lo), init).to(refs.dtype)
         delta = (ref_times - timestep[:, None]).to(refs.dtype)
         tenc = _time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, *lo)
-        est = _resize(estimate, lo).unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, *lo)
+        est = _resize(estimate.detach(), lo).unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, *lo)
         d_flow, _ = self.reference.block(torch.cat((est, warped_init, tenc), 1), init, 1)
         refined = _resize_flow(init + d_flow, (height, width))
         warped = backward_warp(refs_flat, refined).to(refs.dtype)
-        return refined.view(batch, r, 2, height, width), warped.view(batch, r, 3, height, width)
+        init_full = _resize_flow(init, (height, width))
+        return (refined.view(batch, r, 2, height, width), init_full.view(batch, r, 2, height, width),
+                warped.view(batch, r, 3, height, width))
 
     def _fusion_weights(self, warped: torch.Tensor, flows: torch.Tensor, times: torch.Tensor,
                         timestep: torch.Tensor, estimate: torch.Tensor, mask_logit: torch.Tensor
                         ) -> torch.Tensor:
         """Softmax over frames of per-pixel logits: learned scores plus the anchor mask's log-odds
         (split evenly between the two anchors, so that with equal scores the anchor weights are
-        exactly RIFE's mask) and a learned prior for references."""
+        exactly RIFE's mask) and a learned prior for references.
+
+        The scorer's inputs are detached: its gradient trains the scorer, never the flows (a flow
+        bent to make its frame look unreliable would hide the reference instead of aligning it)."""
         assert self.reference is not None
         batch, n, _, height, width = warped.shape
         half = (height // 2, width // 2)
-        # The photometric disagreement with the anchor estimate (the occlusion cue) is measured at
-        # full resolution, then every input is averaged down to the scorer's half resolution.
-        est = estimate.unsqueeze(1)
-        disagreement = (warped - est).abs().mean(2, keepdim=True)
-        per_frame = torch.cat((warped, disagreement, flows.to(warped.dtype) / 32.0), 2)
-        per_frame = F.avg_pool2d(per_frame.flatten(0, 1), 2).unflatten(0, (batch, n))
-        est_half = F.avg_pool2d(estimate, 2).unsqueeze(1).expand(-1, n, -1, -1, -1)
+        # Evidence at the scorer's half resolution; every cue is computed across frames there.
+        w = F.avg_pool2d(warped.detach().flatten(0, 1), 2).unflatten(0, (batch, n))  # [B, N, 3, h, w]
+        est = F.avg_pool2d(estimate.detach(), 2).unsqueeze(1)  # [B, 1, 3, h, w]
+        fl = F.avg_pool2d(flows.detach().to(warped.dtype).flatten(0, 1), 2).unflatten(0, (batch, n))
+        logit = F.avg_pool2d(mask_logit.detach().to(warped.dtype), 2)  # [B, 1, h, w]
+        disagreement = (w - est).abs().mean(2, keepdim=True)
+        median = w.median(dim=1, keepdim=True).values
+        deviation = (w - median).abs().mean(2, keepdim=True)
+        variance = w.var(dim=1, unbiased=False, keepdim=True).mean(2, keepdim=True).expand(-1, n, -1, -1, -1)
+        anchors = (w[:, 0] - w[:, 1]).abs().mean(1, keepdim=True).unsqueeze(1).expand(-1, n, -1, -1, -1)
+        # Each anchor sees its own half of the mask's log-odds, the references none.
+        share = torch.stack((logit / 2, -logit / 2), 1)
+        if n > 2:
+            share = torch.cat((share, torch.zeros_like(logit).unsqueeze(1).expand(-1, n - 2, -1, -1, -1)), 1)
         delta = (times - timestep[:, None]).to(warped.dtype)
         tenc = _time_encoding(delta).view(batch, n, 2, 1, 1).expand(-1, -1, -1, *half)
-        # Flows of tens of pixels are scaled (above) so that the scorer's inputs stay O(1).
-        x = torch.cat((per_frame[:, :, :3], est_half, per_frame[:, :, 3:], tenc), 2)
+        # Flows of tens of pixels are scaled so that the scorer's inputs stay O(1).
+        x = torch.cat((w, disagreement, deviation, fl / 32.0, tenc, share,
+                       est.expand(-1, n, -1, -1, -1), variance, anchors), 2)
         scores = self.reference.scorer(x.reshape(batch * n, FusionScorer.IN_CHANNELS, *half))
         scores = scores.float().view(batch, n, 1, height, width)
         prior = torch.stack((mask_logit / 2, -mask_logit / 2), 1).to(scores.dtype)

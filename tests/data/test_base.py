@@ -173,6 +173,23 @@ def test_jitter_changes_colours_but_not_geometry(tmp_path: Path, avi_folder: Pat
         torch.testing.assert_close(members, members[:1].expand_as(members))
 
 
+def test_channel_reverse_swaps_rgb_of_the_whole_window_on_half_the_draws(tmp_path: Path, avi_folder: Path) -> None:
+    common = dict(data_root=str(avi_folder), window=3, flip=False, rotate=False, temporal_reverse=False,
+                  color_jitter=0.0, augment=True)
+    plain = build_dataset(data_cfg(tmp_path, **common), "all", train=True, seed=2)
+    rev = build_dataset(data_cfg(tmp_path, **common, channel_reverse=True), "all", train=True, seed=2)
+    flipped = 0
+    for i in range(12):
+        p, q = plain[i], rev[i]
+        if torch.equal(p["frames"], q["frames"]):
+            torch.testing.assert_close(p["target"], q["target"])
+        else:
+            torch.testing.assert_close(q["frames"], p["frames"].flip(1))
+            torch.testing.assert_close(q["target"], p["target"].flip(0))
+            flipped += 1
+    assert 2 <= flipped <= 10
+
+
 def test_eval_targets_are_evenly_spaced_and_shared_by_every_arm(tmp_path: Path, avi_folder: Path) -> None:
     assert evenly_spaced(range(10), 1) == [5]
     assert evenly_spaced(range(10), 5) == [1, 3, 5, 7, 9]

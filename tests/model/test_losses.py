@@ -9,7 +9,8 @@ from lift.config import LossConfig, ModelConfig
 from lift.model import LIFTLoss, build_model
 from lift.model.losses import census_loss, laplacian_l1, laplacian_pyramid, smoothness_loss
 
-ALL_OFF = dict(reconstruction=1.0, teacher=0.0, distillation=0.0, lpips=0.0, census=0.0, smoothness=0.0)
+ALL_OFF = dict(reconstruction=1.0, teacher=0.0, distillation=0.0, lpips=0.0, census=0.0, smoothness=0.0,
+               reference_reconstruction=0.0)
 
 
 def _images(seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,11 +72,13 @@ def _forward(window: int = 3, target_given: bool = True):
 
 def test_total_is_the_weighted_sum_and_zero_weights_skip_terms():
     pred, aux, target = _forward(5)
-    cfg = LossConfig(reconstruction=1.0, teacher=0.5, distillation=0.01, census=0.2, smoothness=0.3)
+    cfg = LossConfig(reconstruction=1.0, teacher=0.5, distillation=0.01, census=0.2, smoothness=0.3,
+                     reference_reconstruction=0.7)
     total, parts = LIFTLoss(cfg)(pred, aux, target)
-    assert set(parts) == {"reconstruction", "teacher", "distillation", "census", "smoothness"}
+    assert set(parts) == {"reconstruction", "teacher", "distillation", "census", "smoothness",
+                          "reference_reconstruction"}
     expected = (parts["reconstruction"] + 0.5 * parts["teacher"] + 0.01 * parts["distillation"]
-                + 0.2 * parts["census"] + 0.3 * parts["smoothness"])
+                + 0.2 * parts["census"] + 0.3 * parts["smoothness"] + 0.7 * parts["reference_reconstruction"])
     torch.testing.assert_close(total, expected)
     assert all(v.dim() == 0 and torch.isfinite(v) and v > 0 for v in parts.values())
     total, parts = LIFTLoss(LossConfig(**ALL_OFF))(pred, aux, target)
@@ -120,3 +123,14 @@ def test_lpips_term_is_differentiable_and_kept_out_of_the_state():
     assert grad.abs().sum() > 0
     assert list(loss.parameters()) == [] and loss.state_dict() == {}
     assert loss(target, aux, target)[1]["lpips"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_anchor_reconstruction_only_with_references():
+    cfg = LossConfig(**{**ALL_OFF, "anchor_reconstruction": 0.5})
+    pred, aux, target = _forward(5)
+    total, parts = LIFTLoss(cfg)(pred, aux, target)
+    expected = laplacian_l1(aux["student_preds"][-1], target, cfg.pyramid_levels)
+    torch.testing.assert_close(parts["anchor_reconstruction"], expected)
+    torch.testing.assert_close(total, parts["reconstruction"] + 0.5 * expected)
+    pred, aux, target = _forward(3)
+    assert "anchor_reconstruction" not in LIFTLoss(cfg)(pred, aux, target)[1]
