@@ -398,7 +398,7 @@ def test_error_output_not_writable(tmp_path: Path, clip: Path, checkpoint: Path,
     rc, err = _run_cli(capsys, checkpoint, clip, tmp_path)
     _assert_error(rc, err, "is a directory")
     rc, err = _run_cli(capsys, checkpoint, clip, clip)
-    _assert_error(rc, err, "is the input file")
+    _assert_error(rc, err, "is the same file as --input")
 
 
 def test_error_too_few_frames_and_bad_window(tmp_path: Path, clip: Path, checkpoint: Path,
