@@ -233,6 +233,11 @@ class ArmSearcher(_PickledState, Searcher):
     An arm without any full-budget trial gets no confirm runs (:attr:`failed_arms`).
     """
 
+    # Defaults for a searcher unpickled from a study started before the ledger existed.
+    _ledger: TrialLedger | None = None
+    _adopt_pending = False
+    _ledger_confirm: frozenset[tuple[str, int]] = frozenset()
+
     def __init__(self, arms: dict[str, tuple[Searcher, dict[str, Any]]], num_samples: int, *,
                  max_t: int, confirm_seeds: list[int], ledger: TrialLedger | None = None) -> None:
         super().__init__(metric=METRIC, mode=MODE)
@@ -374,6 +379,8 @@ class ArmSearcher(_PickledState, Searcher):
 class PerArmScheduler(_PickledState, FIFOScheduler):
     """One scheduler (ASHA) per arm for the tuning trials, so a trial is only compared with
     trials of its own arm; confirm runs are never stopped early (first in, first out)."""
+
+    _ledger: TrialLedger | None = None  # default for a scheduler pickled before the ledger existed
 
     def __init__(self, schedulers: dict[str, TrialScheduler], ledger: TrialLedger | None = None) -> None:
         super().__init__()
