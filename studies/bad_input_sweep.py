@@ -51,10 +51,11 @@ sys.path.insert(0, str(REPO))
 
 from lift.config import load_config  # noqa: E402
 from lift.model import build_model  # noqa: E402
-from lift.train import CHECKPOINT_FORMAT, save_checkpoint  # noqa: E402
+from lift.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint  # noqa: E402
 from lift.video_io import VideoWriter, choose_encoder, read_video_rgb  # noqa: E402
 
 PY = sys.executable
+EPOCHS = 6  # of the runs that are killed and resumed
 # A tiny network, toy data sizes: every training run in the sweep takes seconds.
 TINY = ["--set", "model.width=0.125", "--set", "model.block_depth=1", "--set", "data.crop_size=[32,32]",
         "--set", "data.frame_size=[48,64]", "--set", "data.eval_targets_per_video=1",
@@ -70,7 +71,8 @@ class Case:
     expect: str = "error"  # or "ok": a fault the tool must survive
     check: Callable[[], bool] | None = None  # post-condition (input unchanged, nothing half-written, ...)
     until_merged: bool = False
-    kill_after_s: float | None = None  # SIGKILL the process group this long after start, then run `then`
+    kill_after_s: float | None = None  # SIGKILL the process group this long after its first checkpoint,
+    # then run `then`
     after_kill: Callable[[], None] | None = None
     then: list[str] | None = None
 
@@ -425,19 +427,17 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
         stale = run / "checkpoints" / ".last.pt.sweep.tmp"
 
         def resumed(run: Path = run, stale: Path = stale) -> bool:
-            from lift.train import load_checkpoint
-
             last = run / "checkpoints" / "last.pt"
             leftovers = list((run / "checkpoints").glob(".*.tmp*")) if (run / "checkpoints").is_dir() else []
-            return last.is_file() and load_checkpoint(last)["epoch"] == 3 and not leftovers and not stale.exists()
+            return last.is_file() and load_checkpoint(last)["epoch"] == EPOCHS and not leftovers and not stale.exists()
 
         def plant(run: Path = run, stale: Path = stale) -> None:
             if (run / "checkpoints").is_dir():  # what a kill mid-write leaves
                 stale.write_bytes(b"half a checkpoint")
 
-        first = [*train, "--run_dir", str(run), "--epochs", "3", *TINY]
+        first = [*train, "--run_dir", str(run), "--epochs", str(EPOCHS), *TINY]
         out.append(Case(f"kill/train SIGKILL at a random moment ({i}), then --resume", first, expect="ok",
-                        kill_after_s=rng.uniform(8.0, 25.0), after_kill=plant,
+                        kill_after_s=rng.uniform(0.0, 3.0), after_kill=plant,
                         then=[*train, "--resume", "--run_dir", str(run)], check=resumed))
     return out
 
@@ -450,31 +450,43 @@ def _run(argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess[s
     return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=_env(), timeout=timeout)
 
 
-def _killed_then_resumed(case: Case) -> subprocess.CompletedProcess[str]:
-    """Start the run in its own process group, SIGKILL the group after `kill_after_s` (or when it
-    ends by itself), plant a stale temporary when a checkpoint folder exists, then resume."""
+def _killed_then_resumed(case: Case) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Start the run in its own process group, SIGKILL the group after `kill_after_s` (unless it
+    ended by itself), plant a stale temporary when a checkpoint folder exists, then resume.
+    Returns the resumed run and what happened at the kill."""
+    assert case.then is not None
+    run_dir = Path(case.then[case.then.index("--run_dir") + 1])
+    last = run_dir / "checkpoints" / "last.pt"
     proc = subprocess.Popen(case.argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
                             start_new_session=True)
+    t0 = time.monotonic()
+    while proc.poll() is None and not last.is_file() and time.monotonic() - t0 < 300:
+        time.sleep(0.05)  # the kill falls after the first epoch's checkpoint, so the run is midway
     try:
         proc.wait(timeout=case.kill_after_s)
+        note = f"ended by itself (exit {proc.returncode}) before the kill"
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        note = f"killed {case.kill_after_s:.2f} s after the first checkpoint"
     if case.after_kill is not None:
         case.after_kill()
-    assert case.then is not None
-    run_dir = Path(case.then[case.then.index("--run_dir") + 1])
-    if not (run_dir / "checkpoints" / "last.pt").is_file():
+    if not last.is_file():
         # Killed before the first checkpoint: nothing to resume (--resume says so); start again
         # over the partial folder, as a user would.
-        return _run([*case.argv, "--overwrite"])
-    return _run(case.then)
+        return _run([*case.argv, "--overwrite"]), note + ", before the first checkpoint; rerun with --overwrite"
+    note += f", at epoch {load_checkpoint(last)['epoch']} of {EPOCHS}; resumed"
+    return _run(case.then), note
 
 
 def run_case(case: Case) -> Outcome:
     t0 = time.perf_counter()
     try:
-        proc = _killed_then_resumed(case) if case.kill_after_s is not None else _run(case.argv)
+        note = ""
+        if case.kill_after_s is not None:
+            proc, note = _killed_then_resumed(case)
+        else:
+            proc = _run(case.argv)
     except subprocess.TimeoutExpired:
         return Outcome(case, "wrong", -1, "timed out", time.perf_counter() - t0)
     text = proc.stdout + proc.stderr
@@ -485,7 +497,7 @@ def run_case(case: Case) -> Outcome:
         verdict = "traceback"
     elif case.expect == "ok":
         verdict = "correct" if proc.returncode == 0 and ok_post else "wrong"
-        line = line if proc.returncode else (proc.stdout.strip().splitlines() or [""])[-1]
+        line = note + ": " + (line if proc.returncode else (proc.stdout.strip().splitlines() or [""])[-2:][0])
     elif proc.returncode == 0:
         verdict = "silent"
     elif len(errors) != 1 or (case.needle and case.needle not in errors[0]):
