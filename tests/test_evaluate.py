@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader, Dataset
 
-from lift.config import EvalConfig, load_config
+from lift.config import ConfigError, EvalConfig, load_config
 from lift.model import build_model
 from lift.data.window import WindowSpec, sample_id
 from lift.metrics.image import psnr
@@ -222,7 +222,7 @@ def test_cli_checkpoint(tmp_path, capsys):
     df = read_samples_table(tmp_path / "out")
     assert (df["arm"] == "window=3").all() and (df["trial_id"] == "run7").all()
     assert df["psnr"].notna().all() and "warp_error" in df.columns
-    with pytest.raises(SystemExit, match="window=3"):
+    with pytest.raises(ConfigError, match="window=3"):
         main(["--checkpoint", str(ckpt), "--window", "5", "--out", str(tmp_path / "o2"), *_cli_args(tmp_path)])
 
 
