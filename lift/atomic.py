@@ -2,15 +2,46 @@
 
 The content goes to a temporary file beside the target, is flushed to disk, and is renamed onto the
 target: a process killed midway leaves the previous file intact and never a partial one in its place.
+
+Temporaries are named ``.<target name>.<random>.tmp`` (``.tmp<suffix>`` for writers that need the
+target's extension, such as video muxers), unique per writer, so two writers never share one. A
+process killed mid-write leaves its temporary behind; :func:`remove_stale_temporaries` deletes those
+of one target. Only the single owner of a target may call it (e.g. a training run for its own
+checkpoints, when the next write of the same target or the resume starts): the temporary of a
+concurrent writer of the same file would look stale too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class OutputPathError(ValueError):
+    """An output location cannot be written; the message names the option, the path and why."""
+
+
+def check_output_dir(path: str | os.PathLike[str], option: str) -> Path:
+    """Fail before any work starts when folder `path` (given by command-line `option`) cannot be
+    created or written: a file where the folder should be, a folder under a file, a read-only or
+    virtual filesystem (/proc, /sys), no permission. Nothing is created."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{option} {path}: is a file; expected a folder (or a new path)")
+    existing = path
+    while not existing.exists():  # the nearest existing ancestor: where the folder would be made
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputPathError(f"{option} {path}: {existing} is a file, so no folder can be made under it")
+    try:
+        temporary_path(existing / ".lift-write-probe").unlink()
+    except OSError as err:
+        raise OutputPathError(f"{option} {path}: cannot write in {existing} ({err.strerror or err})") from None
+    return path
 
 
 def fsync_dir(path: Path) -> None:
@@ -23,17 +54,61 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def temporary_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
+    """Create a new, empty, uniquely named temporary file beside `path` and return its path."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    return Path(name)
+
+
+def stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporaries of `path` (see the module doc) that are lying beside it."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*") if p.is_file())
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries left beside `path` by killed writers; returns what was removed.
+
+    Only for the single owner of `path` (see the module doc)."""
+    removed = []
+    for tmp in stale_temporaries(path):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def remove_stale_temporaries_in(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries of every target in `folder` (not recursive); only for a folder with
+    a single writer, such as a run's checkpoints/ when the run resumes."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for tmp in sorted(p for p in folder.glob(".*.tmp*") if p.is_file()):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], durable: bool = True, clean_stale: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; when the block succeeds it replaces `path`.
 
     `durable=False` skips the fsyncs, for caches that are rebuilt when an entry is damaged.
+    `clean_stale=True` first deletes temporaries of `path` left by killed writers: only for a
+    target with a single writer (checkpoints of one run).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    if clean_stale:
+        remove_stale_temporaries(path)
+    tmp = temporary_path(path)
     try:
         yield tmp
         if durable and tmp.exists():

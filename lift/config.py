@@ -9,6 +9,7 @@ and what is allowed. Unknown keys are errors: a typo must never be silently igno
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -269,16 +270,20 @@ def coerce_value(value: Any, tp: Any, key: str) -> Any:
                 pass
         raise ConfigError(f"{key}: got {value!r}; expected an integer")
     if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}; expected a number")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+        number = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: got {value!r}; expected a number")
+        if number is None:
+            raise ConfigError(f"{key}: got {value!r}; expected a number")
+        # No setting means anything at inf or NaN: they only surface later as NaN weights.
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}: got {value!r}; expected a finite number")
+        return number
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -507,7 +512,7 @@ def validate(cfg: Config) -> Config:
     _require(lo.reconstruction > 0, "loss.reconstruction", lo.reconstruction, "expected a positive weight")
     _require(1 <= lo.pyramid_levels <= 8, "loss.pyramid_levels", lo.pyramid_levels, "expected 1..8")
 
-    _require(o.lr > 0, "optim.lr", o.lr, "expected a positive learning rate")
+    _require(0 < o.lr <= 1, "optim.lr", o.lr, "expected a learning rate in (0, 1]")
     _require(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"expected 0 <= min_lr <= optim.lr ({o.lr})")
     _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "expected >= 0")
     _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from PIL import Image
 
 from lift import arms as arm_names
-from lift.atomic import atomic_path, atomic_write_text
+from lift.atomic import OutputPathError, atomic_path, atomic_write_text, check_output_dir
 from lift.devices import resolve_device
 from lift.model.network import pad_to_multiple
 from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
@@ -494,9 +494,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides.append(f"{key}={value}")
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     model: torch.nn.Module | None = None
+    check_output_dir(args.out, "--out")  # before any work: the table is written last
     if checkpoint is not None:
-        if not checkpoint.is_file():
-            raise SystemExit(f"error: checkpoint {checkpoint} does not exist")
         model, trained_cfg = load_model_for_eval(checkpoint)
     # The checkpoint's own config is the base, so that the data match the trained window unless
     # a config file or an override says otherwise.
@@ -521,8 +520,8 @@ def main(argv: list[str] | None = None) -> int:
         assert checkpoint is not None
         model_window = int(getattr(model, "window", cfg.data.window))
         if model_window != cfg.data.window:
-            raise SystemExit(f"error: checkpoint {checkpoint} holds a model for window={model_window}, "
-                             f"but data.window={cfg.data.window}; evaluate with --window {model_window}")
+            raise ConfigError(f"checkpoint {checkpoint} holds a model for window={model_window}, "
+                              f"but data.window={cfg.data.window}; evaluate with --window {model_window}")
         trial = args.trial_id or (checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints"
                                   else checkpoint.stem)
         df = evaluate_model(model.to(device), loader, device=device, eval_cfg=cfg.eval,
@@ -540,10 +539,12 @@ def cli(argv: list[str] | None = None) -> int:
     """`main` for the command line: errors about the user's input are one line and exit code 2."""
     from lift.data import BadVideoError, DatasetError, WindowError
     from lift.metrics.lpips import LPIPSUnavailableError
+    from lift.train import CheckpointError
 
     try:
         return main(argv)
-    except (ConfigError, DatasetError, WindowError, BadVideoError, LPIPSUnavailableError, FileNotFoundError) as err:
+    except (ConfigError, OutputPathError, CheckpointError, DatasetError, WindowError, BadVideoError,
+            LPIPSUnavailableError, FileNotFoundError) as err:
         print(f"python -m lift.evaluate: error: {err}", file=sys.stderr)
         return 2
 

@@ -303,6 +303,41 @@ def _montage_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.montage{output.suffix}")
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file, as resolved paths (symlinks, `./x` vs `x`) or as an existing inode (hard links)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_distinct_paths(inputs: dict[str, Path], outputs: dict[str, Path]) -> None:
+    """Every output differs from every input (no input is ever overwritten), lies outside input
+    folders, and differs from every other output. Keys name the options, for the message."""
+    for out_name, out in outputs.items():
+        for in_name, src in inputs.items():
+            if _same_file(out, src):
+                raise InterpolateError(f"{out_name} {out} is the same file as {in_name} {src}; it would be "
+                                       "overwritten; choose another output path")
+            if src.is_dir() and out.resolve().is_relative_to(src.resolve()):
+                raise InterpolateError(f"{out_name} {out} lies inside the {in_name} folder {src}; choose an "
+                                       "output path outside it")
+    names = list(outputs)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if _same_file(outputs[a], outputs[b]):
+                raise InterpolateError(f"{a} and {b} are the same file ({outputs[a]}); choose two different paths")
+
+
+def _output_paths(output: Path, montage: str | Path | bool | None) -> dict[str, Path]:
+    outputs = {"--output": output}
+    if montage:
+        outputs["--montage"] = _montage_path(output) if montage is True else Path(montage)
+    return outputs
+
+
 def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | Path, *, factor: int = 2,
                       window: int | None = None, ref_offset: int = 1, edge: str = "shrink",
                       device: torch.device | str = "cpu", amp_dtype: torch.dtype | None = None,
@@ -334,13 +369,11 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
         raise InterpolateError(f"--ref_offset {ref_offset}: expected an integer >= 1")
     device = torch.device(device)
     input, output = Path(input), Path(output)
-    if output.exists() and input.exists() and output.resolve() == input.resolve():
-        raise InterpolateError(f"output {output} is the input file; choose another output path")
-    check_writable(output)
-    montage_path = None
-    if montage:
-        montage_path = _montage_path(output) if montage is True else Path(montage)
-        check_writable(montage_path)
+    outputs = _output_paths(output, montage)
+    check_distinct_paths({"--input": input}, outputs)
+    for path in outputs.values():
+        check_writable(path)
+    montage_path = outputs.get("--montage")
 
     if deterministic and device.type == "cuda":
         torch.backends.cudnn.deterministic = True
@@ -533,7 +566,10 @@ def main(argv: list[str] | None = None) -> int:
         # Cheap checks first: a bad input or output path must not wait for the model to load.
         if not Path(args.input).exists():
             raise InterpolateError(f"input {args.input} does not exist")
-        check_writable(args.output)
+        outputs = _output_paths(Path(args.output), args.montage)
+        check_distinct_paths({"--input": Path(args.input), "--checkpoint": Path(args.checkpoint)}, outputs)
+        for path in outputs.values():
+            check_writable(path)
         with FrameReader(args.input, fps=fps):
             pass  # unreadable input or no video stream: fail before loading the model
         model, cfg = load_model(args.checkpoint, device)

@@ -18,10 +18,12 @@ import datetime
 import logging
 import math
 import os
+import pickle
 import random
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lift import devices
-from lift.atomic import atomic_path
+from lift.atomic import OutputPathError, atomic_path, check_output_dir, remove_stale_temporaries_in
 from lift.config import (
     FLAT_FLAGS,
     Config,
@@ -275,7 +277,9 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write atomically (lift.atomic): a process killed mid-write leaves the previous checkpoint
     at `path` intact."""
     path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    # A run is the only writer of its checkpoints: temporaries of this target left by a killed
+    # write are stale (lift.atomic).
+    with atomic_path(path, clean_stale=True) as tmp, open(tmp, "wb") as fh:
         torch.save(state, fh)
     return path
 
@@ -283,7 +287,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 def _atomic_copy(src: Path, dst: Path) -> None:
     """dst becomes a copy of src, atomically. A hard link costs nothing: later saves of src replace
     its directory entry with a new file, so dst keeps the old content."""
-    with atomic_path(dst, durable=False) as tmp:
+    with atomic_path(dst, durable=False, clean_stale=True) as tmp:
         tmp.unlink()
         try:
             os.link(src, tmp)
@@ -291,17 +295,35 @@ def _atomic_copy(src: Path, dst: Path) -> None:
             shutil.copy2(src, tmp)
 
 
+def _load_failure(err: BaseException) -> str:
+    """Why torch.load refused a file, in one line, without torch's advice to retry with
+    weights_only=False (that would run whatever code the file carries)."""
+    if isinstance(err, pickle.UnpicklingError):
+        boilerplate = ("weights only", "weights_only", "please file an issue", "check the documentation")
+        detail = [line.strip() for line in str(err).splitlines()
+                  if line.strip() and not any(b in line.lower() for b in boilerplate)]
+        what = f" ({detail[0].rstrip('.')})" if detail else ""
+        return (f"it is not a plain tensor checkpoint{what}; such files are refused, since unpickling them "
+                "could run code they carry")
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"{type(err).__name__}: {reason.split('. ')[0].rstrip('.')} (truncated or not a checkpoint?)"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a LIFT checkpoint safely (torch.load with weights_only=True) onto the CPU."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder; expected a checkpoint file such as "
+                              "<run>/checkpoints/best.pt")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, foreign pickle: say which file and why
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise CheckpointError(f"cannot load checkpoint {path}: {type(err).__name__}: {reason} "
-                              "(expected a checkpoint written by lift.train)") from err
+        raise CheckpointError(f"cannot load checkpoint {path}: {_load_failure(err)}; expected a checkpoint "
+                              "written by lift.train") from err
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"checkpoint {path} is not a LIFT training checkpoint: expected format "
@@ -310,7 +332,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def config_from_checkpoint(state: dict[str, Any]) -> Config:
-    return config_from_dict(state["config"])
+    """The resolved config saved in a checkpoint (ConfigError if it is missing or invalid)."""
+    values = state.get("config")
+    if not isinstance(values, dict):
+        raise ConfigError(f"'config' holds {type(values).__name__}, expected the run's config mapping")
+    return config_from_dict(values)
 
 
 def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, Config]:
@@ -816,6 +842,8 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
                               f"{'; '.join(fixed)}")
         for d in diffs:
             log.info("resume: config differs from the checkpoint's: %s", d)
+        for tmp in remove_stale_temporaries_in(ckpt_dir):
+            log.info("resume: removed %s, left by a write that was killed", tmp)
 
     seed_everything(cfg.train.seed)
     if cfg.train.deterministic:
@@ -966,7 +994,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted override, repeatable, e.g. --set optim.lr=3e-4")
     p.add_argument("--resume", action="store_true", help="continue the run in --run_dir from checkpoints/last.pt")
-    p.add_argument("--dry_run", action="store_true", help="resolve and validate the config, print it, exit")
+    p.add_argument("--overwrite", action="store_true",
+                   help="delete the run already in --run_dir and start afresh (default: refuse)")
+    p.add_argument("--dry_run", action="store_true",
+                   help="resolve and validate the config and check the data as the run would; print the config, exit")
     p.add_argument("--evaluate_split", choices=("val", "test"), default="val",
                    help="split of the final per-sample evaluation (default: val)")
     flags = p.add_argument_group("seed-style flags (each maps onto a config key)")
@@ -985,34 +1016,79 @@ def _parse_set(text: str) -> tuple[str, Any]:
     return FLAT_FLAGS.get(key, key), value
 
 
-def resolve_cli_config(args: argparse.Namespace) -> Config:
-    """Base config <- seed-style flags <- --set, in command-line order within each group.
-
-    The base is --config if given; else, with --resume, the run folder's config.yaml; else the
-    code defaults when a dataset is named; else the smoke preset on the embedded default data.
-    """
+def _cli_items(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The keys the command line sets explicitly: seed-style flags, then --set, in order."""
     items: list[tuple[str, Any]] = []
     for flag, key in FLAT_FLAGS.items():
         value = getattr(args, f"flag_{flag}")
         if value is not None:
             items.append((key, value))
-    items += [_parse_set(o) for o in args.overrides]
+    return items + [_parse_set(o) for o in args.overrides]
+
+
+def _saved_run_config(run_dir: Path) -> Config:
+    """The config a run was started with: its config.yaml, else the one inside checkpoints/last.pt."""
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        return load_config(saved)
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        try:
+            return config_from_checkpoint(load_checkpoint(last))
+        except ConfigError as err:
+            raise ConfigError(f"--resume: the config inside {last} is invalid: {err}") from None
+    raise ConfigError(f"--resume: no checkpoint at {last}; nothing to continue in {run_dir}")
+
+
+def resolve_cli_config(args: argparse.Namespace) -> Config:
+    """Base config <- seed-style flags <- --set, in command-line order within each group.
+
+    The base is, with --resume, the run folder's saved config (only keys set explicitly on the
+    command line change it; --config is refused, since a preset would silently replace the
+    run's own values); else --config if given; else the code defaults when a dataset is named;
+    else the smoke preset on the embedded default data.
+    """
+    items = _cli_items(args)
     keys = {k for k, _ in items}
     run_dir = next((str(v) for k, v in reversed(items) if k == "paths.run_dir"), None)
-    base: str | Path | None
-    if args.config:
-        base = resolve_preset(args.config)
-    elif args.resume and run_dir and (Path(run_dir) / "config.yaml").is_file():
-        base = Path(run_dir) / "config.yaml"
-    elif "data.dataset" in keys:
-        base = None
+    if args.resume:
+        if not run_dir:
+            raise ConfigError("--resume: needs --run_dir naming the run to continue")
+        if args.config:
+            raise ConfigError(f"--resume continues {run_dir} with its own saved config; drop --config "
+                              f"{args.config} and change single keys with --set KEY=VALUE")
+        cfg = _saved_run_config(Path(run_dir))
+    elif args.config:
+        cfg = load_config(resolve_preset(args.config))
     else:
-        base = "smoke"
-    cfg = load_config(base)
+        cfg = load_config(None if "data.dataset" in keys else "smoke")
     # One key at a time, so an error names the first bad key as typed.
     for key, value in items:
         cfg = apply_overrides(cfg, {key: value})
     return cfg
+
+
+def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """A fresh run never writes into an existing run folder (it would replace its checkpoints,
+    config and tables and mix two TensorBoard logs); --overwrite deletes the old run first."""
+    check_output_dir(run_dir, "--run_dir")
+    if resume or not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return
+    is_run = (run_dir / "config.yaml").is_file() or (run_dir / "checkpoints").is_dir()
+    if not is_run:
+        raise ConfigError(f"--run_dir {run_dir}: the folder exists and holds other files; choose an empty or "
+                          "new folder")
+    if not overwrite:
+        raise ConfigError(f"--run_dir {run_dir}: a run already lives there; continue it with --resume, choose a "
+                          "new --run_dir, or replace it with --overwrite")
+
+
+def check_data(cfg: Config) -> None:
+    """What the real run checks before training (registries, model, the data for the window),
+    for --dry_run."""
+    check_registries(cfg)
+    build_components(cfg, torch.device("cpu"))
+    build_datasets(cfg, ("train", "val"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1024,31 +1100,46 @@ def main(argv: list[str] | None = None) -> int:
     if not log.handlers:
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+    from lift.data import BadVideoError, DatasetError, WindowError
+
+    input_errors = (ConfigError, OutputPathError, WindowError, DatasetError, BadVideoError, CheckpointError,
+                    FileNotFoundError)
     try:
+        if args.resume and args.overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the run, or replace it")
         cfg = resolve_cli_config(args)
-        with contextlib.suppress(ImportError):
-            check_registries(cfg)
-        if args.resume and not cfg.paths.run_dir:
-            raise ConfigError("--resume: needs --run_dir (or paths.run_dir) naming the run to continue")
-    except ConfigError as err:
+        check_registries(cfg)
+        if args.resume:
+            saved = _saved_run_config(Path(cfg.paths.run_dir))
+            changed = _config_differences(saved.to_dict(), cfg.to_dict())
+            print(f"resume: keeping the saved config of {cfg.paths.run_dir}; "
+                  + (f"changed on the command line: {'; '.join(changed)}" if changed else "no key changed"),
+                  file=sys.stderr)
+        if args.dry_run:
+            check_data(cfg)
+            if cfg.paths.run_dir:
+                check_run_dir(Path(cfg.paths.run_dir), resume=args.resume, overwrite=args.overwrite)
+            print(config_to_yaml(cfg), end="")
+            return 0
+        if not cfg.paths.run_dir:
+            cfg.paths.run_dir = str(default_run_dir(cfg.name))
+        run_dir = Path(cfg.paths.run_dir)
+        check_run_dir(run_dir, resume=args.resume, overwrite=args.overwrite)
+        resume_from = None
+        if args.resume:
+            resume_from = run_dir / "checkpoints" / "last.pt"
+            if not resume_from.is_file():
+                raise ConfigError(f"--resume: no checkpoint at {resume_from}")
+        elif args.overwrite and run_dir.is_dir():
+            shutil.rmtree(run_dir)
+            log.info("--overwrite: removed the previous run in %s", run_dir)
+    except input_errors as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        print(config_to_yaml(cfg), end="")
-        return 0
-    if not cfg.paths.run_dir:
-        cfg.paths.run_dir = str(default_run_dir(cfg.name))
-    resume_from = None
-    if args.resume:
-        resume_from = Path(cfg.paths.run_dir) / "checkpoints" / "last.pt"
-        if not resume_from.is_file():
-            print(f"{prog}: error: --resume: no checkpoint at {resume_from}", file=sys.stderr)
-            return 2
-    from lift.data import BadVideoError, DatasetError, WindowError
 
     try:
         result = fit(cfg, reporter=console_reporter, resume_from=resume_from, evaluate_split=args.evaluate_split)
-    except (ConfigError, WindowError, DatasetError, BadVideoError, CheckpointError, FileNotFoundError) as err:
+    except input_errors as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:

@@ -22,6 +22,8 @@ from typing import Any
 import av
 import numpy as np
 
+from lift.atomic import temporary_path
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 # Source codec -> encoder of the same family (first one PyAV has wins), else the fallbacks.
@@ -289,15 +291,14 @@ def check_writable(path: str | Path) -> Path:
         raise VideoIOError(f"output {path} is a directory; expected a video file name such as out.mp4")
     if not path.suffix:
         raise VideoIOError(f"output {path} has no file extension; expected e.g. .mp4 or .mkv")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise VideoIOError(f"cannot write output {path}: {path.parent} is a file, not a folder")
     if not path.parent.is_dir():
         raise VideoIOError(f"cannot write output {path}: folder {path.parent} does not exist")
-    probe = path.parent / f".{path.name}.probe"
     try:
-        probe.write_bytes(b"")
+        temporary_path(path).unlink()
     except OSError as err:
-        raise VideoIOError(f"cannot write output {path}: {err.strerror or err}") from err
-    finally:
-        probe.unlink(missing_ok=True)
+        raise VideoIOError(f"cannot write output {path}: {err.strerror or err}") from None
     return path
 
 
@@ -373,12 +374,18 @@ class VideoWriter:
         self.width, self.height = width, height
         self.encoder = encoder
         self.frames_written = 0
-        self._tmp = self.path.parent / f".{self.path.stem}.partial{self.path.suffix}"
         self._audio: _AudioCopier | None = None
+        try:
+            # Unique per writer (two writers never share a temporary); it keeps the target's
+            # extension, from which the muxer picks the container format.
+            self._tmp = temporary_path(self.path, suffix=f".tmp{self.path.suffix}")
+        except OSError as err:
+            raise VideoIOError(f"cannot write output {self.path}: {err.strerror or err}") from err
         try:
             # bitexact: no random ids (Matroska segment UID) or version strings in the file.
             self._container = av.open(str(self._tmp), "w", options={"fflags": "+bitexact"} if bitexact else None)
         except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._tmp.unlink(missing_ok=True)
             raise VideoIOError(f"cannot write output {self.path}: {err}") from err
         try:
             self._stream = self._container.add_stream(encoder.codec, rate=self.fps)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lift.atomic import atomic_path, atomic_write_text
+from lift.atomic import (OutputPathError, atomic_path, atomic_write_text, check_output_dir, remove_stale_temporaries_in,
+                         stale_temporaries, temporary_path)
 
 
 @pytest.mark.parametrize("durable", [True, False])
@@ -30,3 +31,45 @@ def test_failure_midway_keeps_the_previous_file(tmp_path: Path) -> None:
             raise RuntimeError("killed while writing")
     assert target.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["result.txt"]
+
+
+def test_each_writer_gets_its_own_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    a, b = temporary_path(target, ".tmp.mp4"), temporary_path(target, ".tmp.mp4")
+    assert a != b and a.parent == b.parent == tmp_path and a.suffix == ".mp4"
+    assert set(stale_temporaries(target)) == {a, b}
+
+
+def test_stale_temporaries_of_a_target_are_removed_by_its_next_write(tmp_path: Path) -> None:
+    target = tmp_path / "last.pt"
+    stale = tmp_path / ".last.pt.abc123.tmp"  # what a SIGKILL mid-write leaves
+    stale.write_bytes(b"half")
+    other = tmp_path / ".best.pt.abc123.tmp"  # another target's: not this write's business
+    other.write_bytes(b"half")
+    atomic_write_text(target, "a")  # the default keeps them: other writers may share a folder
+    assert stale.exists()
+    with atomic_path(target, clean_stale=True) as tmp:
+        tmp.write_text("b")
+    assert target.read_text() == "b" and not stale.exists() and other.exists()
+    assert remove_stale_temporaries_in(tmp_path) == [other]
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_glob_characters_in_a_target_name_are_literal(tmp_path: Path) -> None:
+    (tmp_path / ".run[1].pt.x.tmp").write_text("")
+    (tmp_path / ".run1.pt.x.tmp").write_text("")
+    assert [p.name for p in stale_temporaries(tmp_path / "run[1].pt")] == [".run[1].pt.x.tmp"]
+
+
+def test_output_folders_that_cannot_be_written_are_named(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert check_output_dir(tmp_path / "new" / "deeper", "--out") == tmp_path / "new" / "deeper"
+    assert not (tmp_path / "new").exists()  # nothing created
+    cases = {afile: "is a file; expected a folder", afile / "sub": f"{afile} is a file, so no folder",
+             Path("/proc/lift_out"): "cannot write in /proc", Path("/sys/lift_out"): "cannot write in /sys"}
+    for path, needle in cases.items():
+        with pytest.raises(OutputPathError, match="^--out ") as err:
+            check_output_dir(path, "--out")
+        assert needle in str(err.value) and str(path) in str(err.value)
+    assert afile.read_text() == "x"

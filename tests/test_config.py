@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,23 @@ def test_field_type_of_a_dotted_key() -> None:
                        ("loss.lpips.x", "is a value, not a section"), ("nope.x", "unknown config key 'nope'")]:
         with pytest.raises(ConfigError, match=words):
             field_type(key)
+
+
+def _float_keys() -> list[str]:
+    """Every float setting of the Config, as dotted keys."""
+    keys = []
+    for section in dataclasses.fields(Config):
+        hints = typing.get_type_hints(type(getattr(Config(), section.name)))
+        for name, tp in hints.items():
+            if tp is float:
+                keys.append(f"{section.name}.{name}")
+    return keys
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", ".inf", "1e999"])
+def test_every_float_setting_must_be_finite(value: str) -> None:
+    keys = _float_keys()
+    assert {"optim.lr", "loss.census", "loss.lpips", "data.color_jitter"} <= set(keys)
+    for key in keys:
+        with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: got .*; expected a finite number$"):
+            load_config(None, [f"{key}={value}"])

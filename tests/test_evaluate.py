@@ -8,7 +8,8 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader, Dataset
 
-from lift.config import EvalConfig
+from lift.config import ConfigError, EvalConfig, load_config
+from lift.model import build_model
 from lift.data.window import WindowSpec, sample_id
 from lift.metrics.image import psnr
 from lift.evaluate import (
@@ -248,7 +249,7 @@ def test_cli_checkpoint(tmp_path, capsys):
     df = read_samples_table(tmp_path / "out")
     assert (df["arm"] == "window=3").all() and (df["trial_id"] == "run7").all()
     assert df["psnr"].notna().all() and "warp_error" in df.columns
-    with pytest.raises(SystemExit, match="window=3"):
+    with pytest.raises(ConfigError, match="window=3"):
         main(["--checkpoint", str(ckpt), "--window", "5", "--out", str(tmp_path / "o2"), *_cli_args(tmp_path)])
 
 
@@ -262,3 +263,47 @@ def test_cli_input_errors_are_one_line_with_exit_code_2(tmp_path, capsys) -> Non
     missing = tmp_path / "no_such_dataset"
     assert cli(["--baselines", "--dataset", "vimeo", "--data_root", str(missing), "--out", str(tmp_path / "o")]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_cli_bad_checkpoints_are_one_line_with_exit_code_2(tmp_path, capsys) -> None:
+    from lift.evaluate import cli
+    from lift.train import CHECKPOINT_FORMAT, save_checkpoint
+
+    good = save_checkpoint({"format": CHECKPOINT_FORMAT, "model": {}, "config": {}}, tmp_path / "g.pt").read_bytes()
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(1).bytes(2048))
+    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    torch.save({"format": CHECKPOINT_FORMAT, "x": _Payload()}, tmp_path / "malicious.pt")
+    wrong = tmp_path / "wrong_arch.pt"
+    cfg = load_config(None, ["model.width=0.125", "model.block_depth=1"])
+    other = build_model(load_config(None, ["model.width=0.25", "model.block_depth=1"]).model, 3)
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "model": other.state_dict(), "config": cfg.to_dict()}, wrong)
+    cases = {"random.pt": "cannot load checkpoint", "truncated.pt": "cannot load checkpoint",
+             "foreign.pt": "not a LIFT training checkpoint", "malicious.pt": "could run code",
+             "wrong_arch.pt": "does not match the architecture", "": "is a folder"}
+    for name, needle in cases.items():
+        path = tmp_path / name if name else tmp_path
+        assert cli(["--checkpoint", str(path), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and str(path) in err and len(err.splitlines()) == 1, err
+        assert "weights_only" not in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_unwritable_out_is_refused_before_evaluating(tmp_path, capsys) -> None:
+    from lift.evaluate import cli
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out in (afile, afile / "sub", Path("/proc/lift_eval"), Path("/sys/lift_eval")):
+        assert cli(["--baselines", "--out", str(out), *_cli_args(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"python -m lift.evaluate: error: --out {out}:") and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "cache").exists()  # refused before any data was read
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))

@@ -21,12 +21,13 @@ import pytest
 import torch
 from PIL import Image
 
+import lift.interpolate
 from lift.config import Config
 from lift.data.window import WindowSpec
 from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, main,
                               mirror_index, output_frame_count, pair_inputs, references_for_pair)
 from lift.model import build_model
-from lift.video_io import FrameReader, read_video_rgb
+from lift.video_io import FrameReader, VideoWriter, read_video_rgb
 
 N_FRAMES = 12
 HEIGHT, WIDTH = 120, 168
@@ -398,7 +399,7 @@ def test_error_output_not_writable(tmp_path: Path, clip: Path, checkpoint: Path,
     rc, err = _run_cli(capsys, checkpoint, clip, tmp_path)
     _assert_error(rc, err, "is a directory")
     rc, err = _run_cli(capsys, checkpoint, clip, clip)
-    _assert_error(rc, err, "is the input file")
+    _assert_error(rc, err, "is the same file as --input")
 
 
 def test_error_too_few_frames_and_bad_window(tmp_path: Path, clip: Path, checkpoint: Path,
@@ -444,3 +445,45 @@ def test_checkpoint_from_a_real_training_run(tmp_path: Path, clip: Path, capsys:
     assert "window 5: 3 pairs, window 3: 2 pairs" in capsys.readouterr().out
     with FrameReader(out) as reader:
         assert reader.info.num_frames == 12 and reader.info.fps == 2 * RATE
+
+
+def test_no_output_may_be_an_input_or_another_output(tmp_path: Path, clip: Path, checkpoint: Path,
+                                                     source_frames: list[np.ndarray],
+                                                     capsys: pytest.CaptureFixture) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    video = work / "x.mp4"
+    video.write_bytes(clip.read_bytes())
+    original = video.read_bytes()
+    (work / "link.mp4").symlink_to(video)
+    folder = _write_folder(tmp_path / "frames", source_frames[:3])
+    cases = [
+        (video, work / "y.mp4", ["--montage", str(video)], "--montage", "same file as --input"),
+        (video, work / "y.mp4", ["--montage", str(work / ".." / "work" / "x.mp4")], "--montage", "same file as --input"),
+        (video, work / "link.mp4", [], "--output", "same file as --input"),
+        (video, work / "y.mp4", ["--montage", str(work / "y.mp4")], "--output and --montage are the same file", ""),
+        (video, checkpoint.with_suffix(".mp4"), ["--montage", str(checkpoint)], "--montage", "--checkpoint"),
+        (folder, folder / "out.mp4", [], "--output", "lies inside the --input folder"),
+    ]
+    for input, output, extra, *needles in cases:
+        rc, err = _run_cli(capsys, checkpoint, input, output, *extra)
+        _assert_error(rc, err, *needles)
+    assert video.read_bytes() == original and sorted(p.name for p in work.iterdir()) == ["link.mp4", "x.mp4"]
+    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:04d}.png" for i in range(3)]
+    with pytest.raises(InterpolateError, match="same file as --input"):
+        interpolate_video(torch.nn.Identity(), video, work / "z.mp4", montage=work / "link.mp4")
+
+
+def test_montage_and_output_write_through_their_own_temporaries(tmp_path: Path, clip: Path, model: torch.nn.Module,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    writers = []
+
+    class Recording(VideoWriter):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            writers.append(self._tmp)
+
+    monkeypatch.setattr(lift.interpolate, "VideoWriter", Recording)
+    result = interpolate_video(model, clip, tmp_path / "o.mp4", montage=True, window=3, progress=False, max_frames=3)
+    assert len(set(writers)) == 2 and all(w.parent == tmp_path for w in writers)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.montage.mp4", "o.mp4"] and result.output_frames == 6

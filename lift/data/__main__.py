@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-
+from lift.atomic import check_output_dir
 from lift.config import ConfigError, apply_overrides, load_config
 from lift.data.decode import BadVideoError
 from lift.data.registry import available_datasets, get_dataset_class
@@ -46,7 +46,8 @@ def prepare(dataset: str, root: str | None, out: str, *, frame_size: list[int] |
         print("synthetic sequences are generated on the fly; there is nothing to prepare")
         return 0
     if root is None and dataset not in ROOT_OPTIONAL:
-        raise SystemExit(f"prepare {dataset}: --root is required (the folder holding the dataset)")
+        raise ConfigError(f"prepare {dataset}: --root is required (the folder holding the dataset)")
+    check_output_dir(out, "--out")  # before decoding anything
     values: dict[str, object] = {"data.dataset": dataset, "data.data_root": root, "data.cache_dir": out,
                                  "data.cache_frames": True, "data.on_bad_video": on_bad_video}
     if frame_size is not None:

@@ -43,6 +43,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
+from lift.tune.ledger import TrialLedger, entry_for
 from lift.tune.study_config import SearchParam
 
 METRIC = "val_psnr"
@@ -86,9 +87,42 @@ class BudgetAwareOptunaSearch(OptunaSearch):
         super().on_trial_result(trial_id, result)
         self._last_step[trial_id] = max(self._last_step.get(trial_id, 0), int(result.get("training_iteration", 0)))
 
+    def _told_state(self, trial_id: str) -> TrialState | None:
+        """The state Optuna's storage holds for this trial if it is finished there, else None.
+        After a crash the storage may be ahead of Tune's snapshot: told before the driver died."""
+        number = self._ot_trials[trial_id].number
+        frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
+        return frozen.state if frozen.state.is_finished() else None
+
+    def adopt(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> bool:
+        """Take over a finished Tune trial that this (restored) searcher never saw (see
+        lift.tune.ledger). Returns True when it is mapped to its Optuna trial (the one tagged with
+        its ray_trial_id; the caller then completes it with on_trial_complete), False when
+        Optuna's storage had no trace of it and it was added there as finished, from `result`."""
+        if trial_id in self._ot_trials:
+            return True
+        for frozen in self._ot_study.get_trials(deepcopy=False):
+            if frozen.user_attrs.get("ray_trial_id") == trial_id:
+                self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
+                return True
+        step = int(result.get("training_iteration", 0))
+        value = result.get(self.metric)
+        finite = isinstance(value, (int, float)) and math.isfinite(value)
+        full = step >= self._max_t and finite
+        self._ot_study.add_trial(optuna.trial.create_trial(
+            params=params, distributions={k: self._space[k] for k in params},
+            state=TrialState.COMPLETE if full else TrialState.PRUNED, value=float(value) if full else None,
+            intermediate_values={step: float(value)} if finite else None,
+            user_attrs={"ray_trial_id": trial_id, "arm": self._arm}))
+        self._completed_trials.add(trial_id)
+        return False
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials and trial_id in self._ot_trials and not error and result is not None:
-            self._record_retry(trial_id, result)
+        told = self._told_state(trial_id) if trial_id in self._ot_trials else None
+        if told is not None:
+            self._completed_trials.add(trial_id)
+            if told == TrialState.FAIL and not error and result is not None:
+                self._record_retry(trial_id, result)
             return
         stopped_early = (not error and result is not None and trial_id in self._ot_trials
                          and trial_id not in self._completed_trials
@@ -200,9 +234,18 @@ class ArmSearcher(_PickledState, Searcher):
     An arm without any full-budget trial gets no confirm runs (:attr:`failed_arms`).
     """
 
+    # Defaults for a searcher unpickled from a study started before the ledger existed.
+    _ledger: TrialLedger | None = None
+    _adopt_pending = False
+    _ledger_confirm: frozenset[tuple[str, int]] = frozenset()
+
     def __init__(self, arms: dict[str, tuple[Searcher, dict[str, Any]]], num_samples: int | dict[str, int], *,
-                 max_t: int, confirm_seeds: list[int]) -> None:
+                 max_t: int, confirm_seeds: list[int], ledger: TrialLedger | None = None) -> None:
         super().__init__(metric=METRIC, mode=MODE)
+        self._ledger = ledger
+        # Set when restored from a Tune snapshot, which may lag the ledger (lift.tune.ledger).
+        self._adopt_pending = False
+        self._ledger_confirm: set[tuple[str, int]] = set()
         self._arms = {key: searcher for key, (searcher, _) in arms.items()}
         self._info = {key: dict(info) for key, (_, info) in arms.items()}
         self._order = list(arms)
@@ -232,7 +275,37 @@ class ArmSearcher(_PickledState, Searcher):
         tuned = all(len(self._ended[a]) >= self._budget[a] for a in self._order)
         return tuned and not self._confirm_queue
 
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self._adopt_pending = self._ledger is not None
+
+    def _adopt_ledger(self) -> None:
+        """Count the ledger's finished trials that the restored snapshot never saw, so that none
+        is handed out again: tuning trials complete in their arm (and in Optuna), confirm runs
+        leave the queue."""
+        self._adopt_pending = False
+        assert self._ledger is not None
+        for trial_id, entry in self._ledger.entries().items():
+            arm = entry.get("arm")
+            if trial_id in self._trial_arm or arm not in self._arms:
+                continue
+            self._trial_arm[trial_id] = arm
+            if entry.get("stage") == "confirm":
+                self._confirm_trials.add(trial_id)
+                seed = int(entry["seed"])
+                self._ledger_confirm.add((arm, seed))
+                self._confirm_queue = [r for r in self._confirm_queue
+                                       if (r["study"]["arm"], int(r["study"]["seed"])) != (arm, seed)]
+                continue
+            self._suggested[arm] = min(self._budget[arm], self._suggested[arm] + 1)
+            self._params[trial_id] = dict(entry["params"])
+            if self.optuna_searcher(arm).adopt(trial_id, entry["params"], entry["result"]):
+                self.optuna_searcher(arm).on_trial_complete(trial_id, result=entry["result"])
+            self._end(arm, trial_id, entry["result"], error=False)
+
     def suggest(self, trial_id: str) -> dict | None:
+        if self._adopt_pending:
+            self._adopt_ledger()
         open_arms = [a for a in self._order if self._suggested[a] < self._budget[a]]
         # Fewest trials first keeps the arms in step; ties go to the study's arm order.
         for arm in sorted(open_arms, key=lambda a: (self._suggested[a], self._order.index(a))):
@@ -263,10 +336,21 @@ class ArmSearcher(_PickledState, Searcher):
             self._arms[arm].on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self._adopt_pending:
+            self._adopt_ledger()
         arm = self._trial_arm.get(trial_id)
         if arm is None or trial_id in self._confirm_trials:
             return
+        entry = self._ledger.get(trial_id) if self._ledger is not None else None
+        if entry is not None:
+            # Finished before a crash: the ledger's outcome, not the lagging snapshot's last result.
+            if trial_id in self._ended[arm]:
+                return
+            result, error = entry["result"], False
         self._arms[arm].on_trial_complete(trial_id, result=result, error=error)
+        self._end(arm, trial_id, result, error)
+
+    def _end(self, arm: str, trial_id: str, result: dict | None, error: bool) -> None:
         full = not error and result is not None and int(result.get("training_iteration", 0)) >= self._max_t
         # A trial restarted after an error (Tuner.restore(restart_errored=True)) ends twice: the
         # later outcome replaces the earlier one. An arm's confirm runs are decided once.
@@ -283,6 +367,8 @@ class ArmSearcher(_PickledState, Searcher):
         value, trial_id, params = best
         self.best[arm] = {"trial_id": trial_id, "val_psnr": value, "params": dict(params)}
         for seed in self._confirm_seeds:
+            if (arm, seed) in self._ledger_confirm:
+                continue  # finished before a crash (lift.tune.ledger)
             self._confirm_queue.append({**params, "study": {**self._info[arm], "stage": "confirm", "seed": seed,
                                                             "tuned_trial": trial_id}})
 
@@ -296,8 +382,11 @@ class PerArmScheduler(_PickledState, FIFOScheduler):
     """One scheduler (ASHA) per arm for the tuning trials, so a trial is only compared with
     trials of its own arm; confirm runs are never stopped early (first in, first out)."""
 
-    def __init__(self, schedulers: dict[str, TrialScheduler]) -> None:
+    _ledger: TrialLedger | None = None  # default for a scheduler pickled before the ledger existed
+
+    def __init__(self, schedulers: dict[str, TrialScheduler], ledger: TrialLedger | None = None) -> None:
         super().__init__()
+        self._ledger = ledger
         self._by_arm = dict(schedulers)
         self._confirm = FIFOScheduler()
         self._metric = METRIC
@@ -319,6 +408,12 @@ class PerArmScheduler(_PickledState, FIFOScheduler):
         return self._for(trial).on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        # Tune calls this first when a trial ends without error (before the searcher, callbacks
+        # and any snapshot): the ledger records it here (lift.tune.ledger).
+        if self._ledger is not None:
+            checkpoint = trial.checkpoint
+            self._ledger.record(entry_for(trial.trial_id, trial.config, result, path=trial.path,
+                                          checkpoint=checkpoint.path if checkpoint is not None else None))
         self._for(trial).on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:

@@ -47,6 +47,9 @@ Study folder (``--out``)::
                                     samples.parquet (split "val"), trial_timing.json
       <slug>_seed<seed>_<trial id>/ a confirm run, the same with samples.parquet of split "test"
       trials_result.json            marker: per arm its trials and best one, the confirm runs
+    ledger/<trial id>.json    one per finished trial (trained to the end or stopped by ASHA), written
+                              when it ends, before anything else hears of it: what a resume trusts
+                              (lift.tune.ledger)
     baselines/samples.parquet the baselines on the test sample ids (marker of that stage)
     test_samples.parquet      every test table concatenated (checked: same sample ids); it is
                               not named samples.*, so `lift.report <folder>` reads each table once
@@ -60,6 +63,10 @@ interrupted Ray experiment with ``Tuner.restore(resume_unfinished=True, restart_
 (finished trials are kept, running ones continue from their last checkpoint, failed ones start
 again; the search state, Optuna's included, comes back from Tune's snapshot and ``optuna.db``),
 and starts afresh if Tune never recorded state (dropping orphaned Optuna studies).
+Tune's snapshot can lag a crash of the whole study (driver, local Ray and workers killed at once),
+so finished trials are taken from the study's own ledger (:mod:`lift.tune.ledger`): a finished
+trial is never trained again, never deleted, and keeps its recorded outcome, in Tune, in Optuna
+and in the summary.
 ``CheckpointConfig(num_to_keep=1)`` makes Tune snapshot the experiment after every checkpointed
 epoch, so the snapshot never lags a finished epoch. ``FailureConfig(max_failures)`` restarts a
 trial whose worker died from its last checkpoint. Ray does not snapshot ASHA's rungs: after a
@@ -79,6 +86,7 @@ import datetime
 import json
 import math
 import os
+import shutil
 import time
 import dataclasses
 from dataclasses import dataclass, field
@@ -93,6 +101,7 @@ from ray import tune
 from lift.atomic import atomic_path, atomic_write_text
 from lift.config import ConfigError, Config, config_from_dict, save_config
 from lift.report import decision
+from lift.tune.ledger import LEDGER_DIR, TrialLedger
 from lift.tune.ray_setup import Capacity, check_trial_resources
 from lift.tune.search import (
     ArmSearcher,
@@ -154,6 +163,10 @@ class StudyPaths:
     @property
     def trials_dir(self) -> Path:
         return self.root / "trials"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / LEDGER_DIR
 
     @property
     def baselines_dir(self) -> Path:
@@ -386,9 +399,11 @@ def trial_dirname(trial: Any) -> str:
     return f"{study.get('slug', 'arm')}_{trial.trial_id}"
 
 
-def _trainable(cfg: StudyConfig, arm_configs: dict[str, dict[str, Any]]) -> Any:
-    """The trainable with the arms' training configs in Ray's object store and one trial's resources."""
-    return tune.with_resources(tune.with_parameters(lift_trainable, arm_configs=arm_configs),
+def _trainable(cfg: StudyConfig, arm_configs: dict[str, dict[str, Any]], ledger: TrialLedger) -> Any:
+    """The trainable with the arms' training configs in Ray's object store, the ledger it checks,
+    and one trial's resources."""
+    return tune.with_resources(tune.with_parameters(lift_trainable, arm_configs=arm_configs,
+                                                    ledger_dir=str(ledger.folder)),
                                {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial})
 
 
@@ -413,15 +428,30 @@ def _timing_seconds(trial_path: Path) -> tuple[float, int]:
     return float(sum(r.get("seconds", 0.0) for r in records)), len(records)
 
 
-def _trial_record(result: Any, epochs: int) -> dict[str, Any]:
-    """One trial as the summary shows it."""
+def _trial_record(result: Any, epochs: int, entry: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One trial as the summary shows it, from Tune's result; for a trial in the ledger its
+    status and final metrics come from the ledger (the snapshot may lag a crash)."""
+    if entry is not None:
+        return _ledger_record(entry, epochs, result.metrics_dataframe)
     m = result.metrics or {}
-    df = result.metrics_dataframe
-    cfg = result.config or {}
-    path = Path(result.path)
+    return _record(m.get("trial_id") or Path(result.path).name, result.config or {}, m, result.error,
+                   Path(result.path), result.metrics_dataframe, epochs)
+
+
+def _ledger_record(entry: dict[str, Any], epochs: int, df: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A finished trial from its ledger entry (also one the restored Tune experiment never saw)."""
+    path = Path(entry["path"])
+    if df is None and (path / "progress.csv").is_file():
+        df = pd.read_csv(path / "progress.csv")
+    config = {**entry["params"], "study": entry["study"]}
+    return _record(entry["trial_id"], config, entry["result"], None, path, df, epochs)
+
+
+def _record(trial_id: str, config: dict[str, Any], metrics: dict[str, Any], error: BaseException | None,
+            path: Path, df: pd.DataFrame | None, epochs: int) -> dict[str, Any]:
     seconds, attempts = _timing_seconds(path)
-    iters = int(m.get("training_iteration", 0) or 0)
-    if result.error is not None:
+    iters = int(metrics.get("training_iteration", 0) or 0)
+    if error is not None:
         status = "ERROR"
     elif iters >= epochs:
         status = "COMPLETED"
@@ -429,10 +459,14 @@ def _trial_record(result: Any, epochs: int) -> dict[str, Any]:
         status = "STOPPED_EARLY"  # ASHA
     history = []
     if df is not None and "val_psnr" in df.columns:
-        history = [float(v) for v in df["val_psnr"].tolist()]
-    study = cfg.get("study", {})
+        # One value per epoch up to the final result (progress.csv may lag a crash).
+        history = [float(v) for v in df["val_psnr"].tolist()][:iters]
+    final = metrics.get("val_psnr")
+    if isinstance(final, (int, float)) and len(history) < iters:
+        history.append(float(final))
+    study = config.get("study", {})
     return {
-        "trial_id": m.get("trial_id") or path.name,
+        "trial_id": trial_id,
         "stage": study.get("stage"),
         "arm": study.get("arm"),
         "seed": study.get("seed"),
@@ -442,8 +476,8 @@ def _trial_record(result: Any, epochs: int) -> dict[str, Any]:
         "final_val_psnr": history[-1] if history else None,
         "best_val_psnr": max(history) if history else None,
         "val_psnr_history": history,
-        "params": {k: v for k, v in cfg.items() if "." in k},
-        "error": None if result.error is None else f"{type(result.error).__name__}: {result.error}"[:2000],
+        "params": {k: v for k, v in config.items() if "." in k},
+        "error": None if error is None else f"{type(error).__name__}: {error}"[:2000],
         "trial_seconds": seconds,
         "attempts": attempts,
         "path": str(path),
@@ -467,12 +501,17 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     seeds = confirm_seeds(cfg)
     budget = trials_per_arm(cfg)
     storage = sqlite_storage(paths.optuna_db)
-    trainable = _trainable(cfg, {arm.key: study.train_configs[arm.key].to_dict() for arm in study.arms})
+    ledger = TrialLedger(paths.ledger)
+    trainable = _trainable(cfg, {arm.key: study.train_configs[arm.key].to_dict() for arm in study.arms}, ledger)
     searcher: ArmSearcher | None = None
     if tune.Tuner.can_restore(str(paths.trials_dir)):
         tuner = tune.Tuner.restore(str(paths.trials_dir), trainable, resume_unfinished=True, restart_errored=True)
         _set_session_options(tuner, callbacks, verbose)
     else:
+        # No Tune state: entries of a run that stopped before its first snapshot go the way of
+        # its Optuna studies below (the trials start afresh).
+        if paths.ledger.is_dir():
+            shutil.rmtree(paths.ledger)
         per_arm: dict[str, tuple[Any, dict[str, Any]]] = {}
         schedulers = {}
         for arm in study.arms:
@@ -488,10 +527,10 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
             per_arm[arm.key] = (arm_searcher, {"arm": arm.key, "slug": arm.slug, "seed": cfg.seed})
             schedulers[arm.key] = make_asha(max_t=study.epochs, grace_period=cfg.asha.grace_period,
                                             reduction_factor=cfg.asha.reduction_factor)
-        searcher = ArmSearcher(per_arm, budget, max_t=study.epochs, confirm_seeds=seeds)
+        searcher = ArmSearcher(per_arm, budget, max_t=study.epochs, confirm_seeds=seeds, ledger=ledger)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=PerArmScheduler(schedulers),
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=PerArmScheduler(schedulers, ledger),
                                         num_samples=searcher.total_trials, reuse_actors=True,
                                         trial_dirname_creator=trial_dirname),
             run_config=_run_config(paths.trials_dir.name, paths.root, cfg, callbacks, verbose),
@@ -501,7 +540,12 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     if finished < len(grid):
         raise StudyInterrupted(f"{finished} of {len(grid)} started trials finished before the run stopped; run the "
                                f"study again with --resume to continue ({paths.trials_dir})")
-    records = [_trial_record(r, study.epochs) for r in grid]
+    recorded = ledger.entries()
+    by_folder = {Path(e["path"]).name: e for e in recorded.values()}
+    records = [_trial_record(r, study.epochs, by_folder.get(Path(r.path).name)) for r in grid]
+    # Finished trials the restored experiment never saw (its snapshot lagged the crash).
+    seen = {r["trial_id"] for r in records}
+    records += [_ledger_record(e, study.epochs) for tid, e in sorted(recorded.items()) if tid not in seen]
     _remove_unrecorded_trial_dirs(paths, {Path(r["path"]).name for r in records})
     arm_results = _arm_results(paths, study, records)
     confirm_result = _confirm_result(paths, study, records, arm_results, seeds)
@@ -513,8 +557,6 @@ def _remove_unrecorded_trial_dirs(paths: StudyPaths, recorded: set[str]) -> None
     """A trial started after Tune's last snapshot by a driver that then died is not part of the
     restored experiment (its Optuna trial went to a new Tune trial); its partial folder would
     otherwise look like a trial of the study to anyone reading the folder (lift.report globs it)."""
-    import shutil
-
     for path in paths.trials_dir.iterdir():
         if path.is_dir() and (path / TIMING_FILE).is_file() and path.name not in recorded:
             shutil.rmtree(path)

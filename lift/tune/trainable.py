@@ -40,6 +40,7 @@ from ray.tune import Checkpoint
 from lift.atomic import atomic_path, atomic_write_text
 from lift.config import Config, apply_overrides, config_from_dict
 from lift.train import fit
+from lift.tune.ledger import TrialLedger
 
 TIMING_FILE = "trial_timing.json"
 TEST_STAGE = "confirm"
@@ -130,13 +131,20 @@ class _TimingLog:
             atomic_write_text(Path(checkpoint_dir) / TIMING_FILE, text)
 
 
-def lift_trainable(config: dict[str, Any], arm_configs: dict[str, dict[str, Any]]) -> None:
+def lift_trainable(config: dict[str, Any], arm_configs: dict[str, dict[str, Any]],
+                   ledger_dir: str | None = None) -> None:
     """Ray Tune function trainable running one LIFT training (and, in the confirm stage, its
-    evaluation on the test split). Wrap it with ``tune.with_parameters(..., arm_configs=...)``."""
+    evaluation on the test split). Wrap it with ``tune.with_parameters(..., arm_configs=...,
+    ledger_dir=...)``.
+
+    A trial the study's ledger records as finished (lift.tune.ledger) returns at once: it was
+    restarted only because the crash left Tune's snapshot behind, and must not train again."""
+    trial_id = ray.tune.get_context().get_trial_id()
+    if ledger_dir is not None and trial_id in TrialLedger(ledger_dir):
+        return
     cfg, study = trial_config(config, arm_configs)
     run_dir = _trial_dir()
     cfg.paths.run_dir = str(run_dir)
-    trial_id = ray.tune.get_context().get_trial_id()
 
     # Ray sets the thread count only for the first task of a worker; a trial gets what it asked for.
     cpus = ray.tune.get_context().get_trial_resources().required_resources.get("CPU", 1.0)

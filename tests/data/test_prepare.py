@@ -42,8 +42,7 @@ def test_prepare_with_frame_size_and_errors(tmp_path: Path, avi_copy: Path) -> N
                                 crop_size=[16, 16]), "all")
     before = STATS.videos_decoded
     assert ds[0]["target"].shape == (3, 24, 32) and STATS.videos_decoded == before
-    with pytest.raises(SystemExit, match="--root is required"):
-        main(["prepare", "vimeo", "--out", str(out)])
+    assert main(["prepare", "vimeo", "--out", str(out)]) == 2
     assert main(["prepare", "ucf101", "--root", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert main(["prepare", "synthetic", "--out", str(out)]) == 0
     (avi_copy / "broken.avi").write_bytes(b"\x00junk" * 40)
@@ -70,3 +69,16 @@ def test_module_entry_point_and_ids_stable_across_processes(tmp_path: Path, avi_
     here = build_dataset(data_cfg(tmp_path, data_root=str(avi_folder), segment_length=8, eval_max_window=5,
                                   eval_targets_per_video=8), "val").sample_ids
     assert ids_out.split() == here and len(here) > 0
+
+
+@pytest.mark.parametrize("where", ["file", "under_file", "/proc", "/sys"])
+def test_unwritable_out_is_refused_before_decoding(tmp_path: Path, avi_copy: Path, capsys, where: str) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    out = {"file": afile, "under_file": afile / "cache", "/proc": Path("/proc/lift_cache"),
+           "/sys": Path("/sys/lift_cache")}[where]
+    before = STATS.videos_decoded
+    assert main(["prepare", "video_folder", "--root", str(avi_copy), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --out {out}:") and len(err.splitlines()) == 1
+    assert STATS.videos_decoded == before and afile.read_text() == "x"

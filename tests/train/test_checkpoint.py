@@ -81,3 +81,44 @@ def test_best_copy_keeps_its_content_when_last_is_rewritten(tmp_path: Path) -> N
     save_checkpoint(_state(3.0), last)
     assert float(load_checkpoint(best)["model"]["w"][0, 0]) == 1.0
     assert float(load_checkpoint(last)["model"]["w"][0, 0]) == 3.0
+
+
+class _Payload:
+    """A pickle that runs a command when loaded without weights_only."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_unloadable_files_are_one_line_without_the_weights_only_false_hint(tmp_path: Path) -> None:
+    good = save_checkpoint(_state(1.0), tmp_path / "good.pt").read_bytes()
+    files = {"random.pt": np.random.default_rng(0).bytes(4096), "truncated.pt": good[: len(good) // 2],
+             "empty.pt": b""}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"format": CHECKPOINT_FORMAT, "x": _Payload()}, tmp_path / "malicious.pt")
+    for name in [*files, "malicious.pt"]:
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(tmp_path / name)
+        text = str(err.value)
+        assert str(tmp_path / name) in text and "\n" not in text, text
+        assert "weights_only" not in text and "False" not in text, text
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_checkpoint(tmp_path / "malicious.pt")
+    with pytest.raises(CheckpointError, match="is a folder; expected a checkpoint file"):
+        load_checkpoint(tmp_path)
+
+
+def test_a_checkpoint_without_its_config_is_refused(tmp_path: Path) -> None:
+    path = save_checkpoint({"format": CHECKPOINT_FORMAT, "model": {}}, tmp_path / "noconfig.pt")
+    with pytest.raises(CheckpointError, match="its config is invalid: 'config' holds NoneType"):
+        train.model_from_checkpoint(path)
+
+
+def test_a_write_cleans_the_temporaries_a_killed_write_left(tmp_path: Path) -> None:
+    stale = tmp_path / ".last.pt.k1ll3d.tmp"
+    stale.write_bytes(b"x" * 1000)
+    save_checkpoint(_state(2.0), tmp_path / "last.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from lift.config import config_from_dict, load_config
-from lift.train import main
+from lift.train import build_parser, main, resolve_cli_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,6 +24,12 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+def _resolve(*argv: str):
+    """The config the command line resolves to (--dry_run also checks the data, which these
+    composition tests do not have)."""
+    return resolve_cli_config(build_parser().parse_args(list(argv)))
+
+
 def test_dry_run_without_dataset_is_the_smoke_preset(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "--dry_run")
     assert code == 0, err
@@ -32,13 +38,11 @@ def test_dry_run_without_dataset_is_the_smoke_preset(capsys: pytest.CaptureFixtu
 
 
 def test_seed_flags_set_and_config_compose_in_order(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(capsys, "--dry_run", "--dataset", "vimeo", "--batch_size", "8", "--epochs", "100",
-                          "--max_sequences", "10000", "--data_root", "/data/vimeo", "--window", "7",
-                          "--temporal_offset", "1", "--lr", "1e-3", "--seed", "3", "--amp", "off",
-                          "--device", "cpu", "--num_workers", "2", "--set", "optim.lr=3e-4",
-                          "--set", "train.amp=bf16")
-    assert code == 0, err
-    cfg = config_from_dict(yaml.safe_load(out))
+    cfg = _resolve("--dataset", "vimeo", "--batch_size", "8", "--epochs", "100",
+                   "--max_sequences", "10000", "--data_root", "/data/vimeo", "--window", "7",
+                   "--temporal_offset", "1", "--lr", "1e-3", "--seed", "3", "--amp", "off",
+                   "--device", "cpu", "--num_workers", "2", "--set", "optim.lr=3e-4",
+                   "--set", "train.amp=bf16")
     assert (cfg.data.dataset, cfg.data.data_root, cfg.data.window, cfg.data.max_sequences) == (
         "vimeo", "/data/vimeo", 7, 10000)
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.seed, cfg.train.device) == (8, 100, 3, "cpu")
@@ -50,10 +54,7 @@ def test_seed_flags_set_and_config_compose_in_order(capsys: pytest.CaptureFixtur
 
 
 def test_config_preset_by_name_and_off_values(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "--dry_run", "--config", "ucf101", "--set", "train.amp=off",
-                        "--set", "logging.tensorboard=off")
-    assert code == 0
-    cfg = config_from_dict(yaml.safe_load(out))
+    cfg = _resolve("--config", "ucf101", "--set", "train.amp=off", "--set", "logging.tensorboard=off")
     assert cfg.data.dataset == "ucf101" and cfg.train.amp == "off" and cfg.logging.tensorboard is False
 
 
@@ -66,6 +67,16 @@ def test_config_preset_by_name_and_off_values(capsys: pytest.CaptureFixture[str]
     (["--amp", "fp8"], "train.amp: got 'fp8'"),
     (["--device", "tpu"], "train.device: got 'tpu'"),
     (["--set", "optim.lr=-1"], "optim.lr: got -1"),
+    (["--set", "optim.lr=inf"], "optim.lr: got 'inf'; expected a finite number"),
+    (["--set", "loss.census=.inf"], "loss.census: got inf; expected a finite number"),
+    (["--set", "loss.lpips=nan"], "loss.lpips: got 'nan'; expected a finite number"),
+    (["--set", "optim.lr=5"], "optim.lr: got 5.0; expected a learning rate in (0, 1]"),
+    (["--set", "optim.betas=[0.9,inf]"], "optim.betas[1]: got 'inf'; expected a finite number"),
+    (["--resume", "--run_dir", "r", "--config", "smoke"], "drop --config smoke"),
+    (["--resume", "--overwrite", "--run_dir", "r"], "--resume and --overwrite exclude each other"),
+    (["--window", "15", "--temporal_offset", "4"], "needs 51 consecutive frames, but only 24 are available"),
+    (["--run_dir", "/proc/lift_run"], "--run_dir /proc/lift_run: cannot write in /proc"),
+    (["--run_dir", "/sys/lift_run"], "--run_dir /sys/lift_run: cannot write in /sys"),
     (["--set", "data.crop_size=[64]"], "data.crop_size: got [64]"),
     (["--config", "no_such_preset"], "'no_such_preset' is neither a file nor a preset"),
     (["--set", "optim.lr"], "override 'optim.lr': expected KEY=VALUE"),
@@ -82,6 +93,53 @@ def test_config_errors_exit_2_with_one_line_naming_the_field(capsys: pytest.Capt
     assert needle in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert out == ""
+
+
+def test_run_dir_that_cannot_be_a_folder_is_refused_before_any_work(capsys: pytest.CaptureFixture[str],
+                                                                     tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = _run(capsys, "--run_dir", str(afile), "--epochs", "1")
+    assert code == 2 and f"--run_dir {afile}: is a file" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run(capsys, "--run_dir", str(afile / "run"), "--epochs", "1")
+    assert code == 2 and f"{afile} is a file, so no folder can be made under it" in err
+    assert afile.read_text() == "x"
+
+
+def _fake_run(run: Path) -> dict[str, bytes]:
+    """A run folder as lift.train leaves it (contents only need to exist for the refusal)."""
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(load_config("smoke").to_dict()))
+    (run / "checkpoints" / "best.pt").write_bytes(b"weights")
+    return {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+
+
+def test_fresh_run_into_an_existing_run_folder_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    before = _fake_run(run)
+    for extra in ([], ["--dry_run"]):
+        code, _, err = _run(capsys, "--run_dir", str(run), "--epochs", "1", *extra)
+        assert code == 2 and "a run already lives there" in err and "--resume" in err and "--overwrite" in err
+    assert {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, _, err = _run(capsys, "--run_dir", str(other), "--overwrite", "--epochs", "1")
+    assert code == 2 and "holds other files" in err and (other / "notes.txt").read_text() == "mine"
+
+
+def test_resume_keeps_the_saved_config_and_names_changed_keys(capsys: pytest.CaptureFixture[str],
+                                                              tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    saved = load_config("smoke", ["optim.lr=1e-3", "loss.census=0.5", f"paths.run_dir={run}"])
+    (run / "config.yaml").write_text(yaml.safe_dump(saved.to_dict()))
+    cfg = _resolve("--resume", "--run_dir", str(run), "--epochs", "5")
+    assert cfg.optim.lr == 1e-3 and cfg.loss.census == 0.5 and cfg.train.epochs == 5
+    code, out, err = _run(capsys, "--resume", "--run_dir", str(run), "--epochs", "5", "--dry_run")
+    assert code == 0, err
+    assert "keeping the saved config" in err and "train.epochs: 2 -> 5" in err and "optim.lr" not in err
+    assert config_from_dict(yaml.safe_load(out)).optim.lr == 1e-3
 
 
 def test_bad_config_file_names_the_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -35,9 +35,21 @@ def test_cli_trains_on_the_embedded_clips_resumes_and_evaluates(tmp_path: Path,
     losses = _losses(run)
     assert len(losses) == 12 and np.mean(losses[-3:]) < 0.85 * losses[0]
 
-    # --resume takes the run folder's config.yaml as the base; --epochs 3 extends the run
+    # A fresh run into the finished run's folder is refused and changes nothing.
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main([*common, "--epochs", "2"]) == 2
+    assert "a run already lives there" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+    # What a SIGKILL in the middle of a checkpoint write leaves: removed when the resume starts.
+    stale = run / "checkpoints" / ".last.pt.k1ll3d.tmp"
+    stale.write_bytes(b"half a checkpoint")
+
+    # --resume takes the run folder's config.yaml as the base (its --set values stay);
+    # --epochs 3 extends the run, and the change is named
     assert main(["--resume", "--run_dir", str(run), "--epochs", "3"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "changed on the command line: train.epochs: 2 -> 3" in err and "crop_size" not in err
+    assert not stale.exists()
     assert "epoch 3 step 18" in out and "epoch 1 step" not in out and "epoch 2 step" not in out
     last = load_checkpoint(run / "checkpoints" / "last.pt")
     assert (last["epoch"], last["step"], last["config"]["train"]["epochs"]) == (3, 18, 3)

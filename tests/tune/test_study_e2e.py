@@ -1,20 +1,24 @@
-"""One real toy study, end to end, through a driver crash and a worker crash.
+"""One real toy study, end to end, through a crash of the whole study and a worker crash.
 
-1. `studies/context_ablation.py` runs as its own driver process joined to the test session's Ray
-   and is killed (SIGKILL) as soon as Tune's experiment snapshot records a finished trial and
+1. `studies/context_ablation.py` runs as its own driver with its own local Ray, in its own process
+   group, and the whole of it (driver, Ray's processes, the trial workers: a power cut) is killed
+   (SIGKILL) at a random moment after its ledger records a finished trial and Tune's snapshot shows
    another one midway, with a checkpoint.
 2. The study is resumed in this process (`run_study(resume=True)`) with a Tune callback that
    kills (SIGKILL) the worker process of the first trial that checkpointed its 2nd epoch, once.
-3. The finished study is checked: no finished trial lost or rerun, the trial running at the crash
-   and the one whose worker was killed continued from their checkpoints, every arm's per-sample tables on the same sample ids, every trial in the
-   Optuna storage, a complete summary.
+3. The finished study is checked: no finished trial lost or rerun (every trial in the ledger at the
+   crash keeps its files and its outcome), the trial running at the crash and the one whose worker
+   was killed continued from their checkpoints, every arm's per-sample tables on the same sample
+   ids, every trial in the Optuna storage, a complete summary.
 Everything is real: lift.train.fit trains a tiny network on the embedded real clips.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -28,6 +32,7 @@ import pytest
 from ray import tune
 
 from lift.evaluate import read_samples_table
+from lift.tune.ledger import LEDGER_DIR, TrialLedger
 from lift.tune.study import run_study
 from lift.tune.study_config import load_study_config
 from lift.tune.trainable import TIMING_FILE
@@ -72,31 +77,67 @@ def _files(trial_dir: Path) -> dict[str, str]:
     return {name: (trial_dir / name).read_text() for name in ("progress.csv", TIMING_FILE)}
 
 
+def _process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (from /proc), collected before anything is killed."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def _kill_everything(driver: subprocess.Popen) -> None:
+    """SIGKILL the driver's process group and every process it started (Ray's may leave the group)."""
+    pids = _process_tree(driver.pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(driver.pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    driver.wait()
+
+
 @pytest.fixture(scope="module")
 def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("e2e") / "study"
     log = out.parent / "driver1.log"
-    cmd = [sys.executable, str(REPO / "studies" / "context_ablation.py"), "--address", ray_session,
-           "--out", str(out), "--no-report", "--verbose", "0", "--allow-underpowered",
-           *[a for kv in tiny_study for a in ("--set", kv)]]
+    # Its own local Ray (no --address), so the kill takes Ray and the workers down with the driver.
+    cmd = [sys.executable, str(REPO / "studies" / "context_ablation.py"), "--out", str(out), "--no-report",
+           "--verbose", "0", "--allow-underpowered", *[a for kv in tiny_study for a in ("--set", kv)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    seed = int(os.environ.get("LIFT_E2E_KILL_SEED", time.time_ns() % 1000))
+    delay = random.Random(seed).uniform(0.0, 1.5)
+    ledger = TrialLedger(out / LEDGER_DIR)
     with open(log, "w") as fh:
-        driver = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 300
-        finished: dict[str, Path] = {}
+        driver = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+        deadline = time.monotonic() + 400
         midway: dict[str, Path] = {}
         # Crash once a trial has finished and another is midway, with a checkpoint on record.
         while time.monotonic() < deadline and driver.poll() is None:
-            finished, midway = _snapshot(out / "trials")
-            if finished and midway:
+            _, midway = _snapshot(out / "trials")
+            if ledger.entries() and midway:
                 break
             time.sleep(0.2)
+        time.sleep(delay)  # a random moment after that
         exit_code = driver.poll()
-        driver.kill()
-        driver.wait()
+        _kill_everything(driver)
     assert exit_code is None, f"the first driver ended by itself (exit {exit_code}):\n{log.read_text()[-4000:]}"
-    assert finished and midway, f"no finished and checkpointed trials in time:\n{log.read_text()[-4000:]}"
-    finished, midway = _snapshot(out / "trials")  # the snapshot as the crash left it
+    recorded = ledger.entries()
+    finished = {tid: Path(e["path"]) for tid, e in recorded.items() if e["stage"] == "tune"}
+    _, midway = _snapshot(out / "trials")  # the snapshot as the crash left it
+    midway = {tid: path for tid, path in midway.items() if tid not in recorded}
+    assert finished and midway, (f"no finished and checkpointed trials in time (kill seed {seed}):\n"
+                                 f"{log.read_text()[-4000:]}")
     before = {tid: _files(path) for tid, path in finished.items()}
     assert not (out / "study_summary.json").exists()
 
@@ -106,6 +147,7 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     outcome = run_study(cfg, out, resume=True, callbacks=[KillWorkerOnce(marker)], verbose=0, log=lambda *_: None,
                         allow_underpowered=True)
     return {"out": out, "summary": outcome.summary, "before": before, "finished": finished, "midway": midway,
+            "recorded": recorded, "kill_seed": seed,
             "killed": json.loads(marker.read_text()) if marker.is_file() else None, "cfg": cfg,
             "resume_s": time.perf_counter() - t0}
 
@@ -113,10 +155,15 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
 def test_finished_trials_survive_the_driver_crash_and_are_not_rerun(study) -> None:
     trials = {t["trial_id"]: t for t in study["summary"]["trials"]}
     assert len(trials) == 4 and {t["arm"] for t in trials.values()} == {"window=3", "window=7,offset=1"}
+    seed = study["kill_seed"]
     for trial_id, files in study["before"].items():
-        assert trial_id in trials, f"finished trial {trial_id} was lost"
-        assert _files(study["finished"][trial_id]) == files, f"finished trial {trial_id} ran again"
+        assert trial_id in trials, f"finished trial {trial_id} was lost (kill seed {seed})"
+        assert _files(study["finished"][trial_id]) == files, f"finished trial {trial_id} ran again (kill seed {seed})"
         assert len(json.loads(files[TIMING_FILE])) == 1
+        # Its outcome is the one recorded when it ended.
+        result = study["recorded"][trial_id]["result"]
+        assert trials[trial_id]["epochs"] == result["training_iteration"]
+        assert trials[trial_id]["final_val_psnr"] == pytest.approx(result["val_psnr"])
     assert study["summary"]["driver_sessions"] == 2
 
 
