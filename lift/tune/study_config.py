@@ -87,6 +87,9 @@ from lift.config import (
 )
 from lift.report.decision import DEFAULT_ENDPOINTS, DEFAULT_SESOI, PROCEDURES, Family
 
+# The study `python studies/context_ablation.py` runs with no --preset: the positive known-answer
+# control (configs/study_control_positive.yaml), the study whose answer is known to be "H0 rejected".
+DEFAULT_STUDY_PRESET = "control_positive"
 # Sections of lift.config.Config that a study may override for every trial.
 LIFT_SECTIONS = ("data", "model", "loss", "optim", "train", "eval", "logging")
 # Training keys the study owns: setting them through lift.overrides would break the protocol.
@@ -348,7 +351,7 @@ def _merge_arms(arms: ArmsSection, name: str, value: Any, key: str) -> None:
 
 
 def resolve_study_preset(name_or_path: str | Path) -> Path:
-    """`default` -> configs/study_default.yaml; an existing file path is used as is."""
+    """`footage` -> configs/study_footage.yaml; an existing file path is used as is."""
     candidate = Path(name_or_path)
     if candidate.is_file():
         return candidate
@@ -387,7 +390,8 @@ def apply_study_overrides(cfg: StudyConfig, overrides: list[str]) -> StudyConfig
     return out
 
 
-def load_study_config(preset: str | Path | None = "default", overrides: list[str] | None = None) -> StudyConfig:
+def load_study_config(preset: str | Path | None = DEFAULT_STUDY_PRESET,
+                      overrides: list[str] | None = None) -> StudyConfig:
     """Defaults <- study preset file <- dotted overrides; validated (StudyError otherwise)."""
     cfg = StudyConfig()
     if preset is not None:

@@ -27,7 +27,8 @@ def _sets(values) -> list[str]:
 def test_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_study, capsys) -> None:
     out = tmp_path / "study"
     # The embedded default is cut into 24-frame segments; window 15 at offset 4 spans 51 frames.
-    argv = ["--out", str(out), *_sets(tiny_study), "--set", "arms.windows=[3,15]", "--set", "arms.offsets=[4]"]
+    argv = ["--preset", "footage", "--out", str(out), *_sets(tiny_study), "--set", "arms.windows=[3,15]",
+            "--set", "arms.offsets=[4]"]
     assert _cli().main(argv) == 2
     err = capsys.readouterr().err
     assert "window=15" in err and "temporal_offset=4" in err and "51" in err and "24" in err
@@ -36,7 +37,7 @@ def test_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_st
 
 def test_a_factor_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path, tiny_study, capsys) -> None:
     out = tmp_path / "study"
-    argv = ["--out", str(out), *_sets(tiny_study), *_sets(["arms.windows=null", "arms.offsets=null",
+    argv = ["--preset", "footage", "--out", str(out), *_sets(tiny_study), *_sets(["arms.windows=null", "arms.offsets=null",
             "arms.design=one_at_a_time", "arms.factors.data.window=[15,3]", "arms.factors.data.temporal_offset=[1,4]",
             "arms.factors.model.refine=[true,false]"])]
     assert _cli().main(argv) == 2
@@ -54,7 +55,7 @@ def test_a_factor_window_the_data_cannot_provide_fails_before_ray(tmp_path: Path
 def test_misconfigured_factors_fail_before_ray(tmp_path: Path, tiny_study, factor: str, words: list[str],
                                                 capsys) -> None:
     out = tmp_path / "study"
-    assert _cli().main(["--out", str(out), *_sets(tiny_study), "--set", factor]) == 2
+    assert _cli().main(["--preset", "footage", "--out", str(out), *_sets(tiny_study), "--set", factor]) == 2
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
     assert not out.exists()
@@ -62,15 +63,17 @@ def test_misconfigured_factors_fail_before_ray(tmp_path: Path, tiny_study, facto
 
 def test_gpus_the_cluster_lacks_fail_before_any_trial(ray_session: str, tmp_path: Path, tiny_study, capsys) -> None:
     out = tmp_path / "study"
-    assert _cli().main(["--out", str(out), "--gpus-per-trial", "0.5", "--allow-underpowered", *_sets(tiny_study)]) == 2
+    argv = ["--preset", "footage", "--out", str(out), "--gpus-per-trial", "0.5", "--allow-underpowered",
+            *_sets(tiny_study)]
+    assert _cli().main(argv) == 2
     assert "the Ray cluster has no GPU" in capsys.readouterr().err
     assert not out.exists()
 
 
-def test_embedded_default_refuses_without_allow_underpowered(tmp_path: Path, tiny_study, capsys) -> None:
+def test_real_footage_refuses_without_allow_underpowered(tmp_path: Path, tiny_study, capsys) -> None:
     """Three real clips are three independent sources (one per split): no data could reject H0."""
     out = tmp_path / "study"
-    assert _cli().main(["--out", str(out), *_sets(tiny_study), "--set", "confirm.seeds=3"]) == 2
+    assert _cli().main(["--preset", "footage", "--out", str(out), *_sets(tiny_study), "--set", "confirm.seeds=3"]) == 2
     err = capsys.readouterr().err
     assert "cannot reject by design" in err and "3 in all: bigbuckbunny, bikes, carphone_pristine" in err
     assert "smallest achievable p is 1" in err and "5 test sources are needed" in err
@@ -81,13 +84,13 @@ def test_embedded_default_refuses_without_allow_underpowered(tmp_path: Path, tin
 def test_fewer_than_three_seeds_refuses_without_allow_underpowered(tiny_study) -> None:
     from lift.tune.study import check_design
 
-    cfg = load_study_config("default", [*tiny_study, "confirm.seeds=2"])
+    cfg = load_study_config("footage", [*tiny_study, "confirm.seeds=2"])
     sources = {"test": [f"s{i}" for i in range(6)]}
     with pytest.raises(StudyError, match=r"confirm.seeds=2: a verdict needs at least 3 seeds .* --set confirm.seeds=3"):
         check_design(cfg, sources)
     design = check_design(cfg, sources, allow_underpowered=True)
     assert design.underpowered and design.min_achievable_p == pytest.approx(2 ** -6)
-    ok = check_design(load_study_config("default", [*tiny_study, "confirm.seeds=3"]), sources)
+    ok = check_design(load_study_config("footage", [*tiny_study, "confirm.seeds=3"]), sources)
     assert not ok.underpowered and ok.clusters_needed == 5
 
 
@@ -110,17 +113,17 @@ def test_unknown_flag_is_a_usage_error(capsys) -> None:
 
 
 def test_study_folder_rules(tmp_path: Path, tiny_study) -> None:
-    cfg = load_study_config("default", list(tiny_study))
+    cfg = load_study_config("footage", list(tiny_study))
     paths = StudyPaths(tmp_path / "s")
     prepare_folder(paths, cfg, resume=False)
     assert paths.study_yaml.is_file()
     with pytest.raises(StudyError, match="pass --resume"):
         prepare_folder(paths, cfg, resume=False)
-    other = load_study_config("default", [*tiny_study, "search.num_samples=5"])
+    other = load_study_config("footage", [*tiny_study, "search.num_samples=5"])
     with pytest.raises(StudyError, match=r"search.num_samples: 2 -> 5"):
         prepare_folder(paths, other, resume=True)
     # Resources may change between sessions; the rest is the study.
-    moved = load_study_config("default", [*tiny_study, "resources.cpus_per_trial=2"])
+    moved = load_study_config("footage", [*tiny_study, "resources.cpus_per_trial=2"])
     assert prepare_folder(paths, moved, resume=True).resources.cpus_per_trial == 2
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file.txt").write_text("x")

@@ -36,7 +36,7 @@ ARMS = {
 
 @pytest.fixture(scope="module")
 def ablation(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
-    cfg = load_study_config("default", [*tiny_study, *FACTORS])
+    cfg = load_study_config("footage", [*tiny_study, *FACTORS])
     out = tmp_path_factory.mktemp("ablation") / "study"
     outcome = run_study(cfg, out, verbose=0, log=lambda *_: None)
     return {"cfg": cfg, "out": out, "summary": outcome.summary}

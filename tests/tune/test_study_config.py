@@ -18,7 +18,7 @@ from lift.tune.study_config import (
 
 
 def test_presets_load_and_define_arms() -> None:
-    default = load_study_config("default")
+    default = load_study_config("footage")
     assert [a.key for a in arms_of(default)] == ["window=3", "window=7,offset=1", "window=15,offset=1"]
     ucf = load_study_config("ucf101")
     keys = [a.key for a in arms_of(ucf)]
@@ -34,7 +34,7 @@ def test_presets_load_and_define_arms() -> None:
 
 
 def test_every_arm_evaluates_on_the_largest_window_and_offset() -> None:
-    cfg = load_study_config("default", ["arms.windows=[3,7,15]", "arms.offsets=[1,4]"])
+    cfg = load_study_config("footage", ["arms.windows=[3,7,15]", "arms.offsets=[1,4]"])
     assert eval_extent(cfg) == (15, 4)
     for arm in arms_of(cfg):
         tcfg = arm_train_config(cfg, arm)
@@ -44,7 +44,7 @@ def test_every_arm_evaluates_on_the_largest_window_and_offset() -> None:
 
 
 def test_search_values_and_seed_reach_the_training_config() -> None:
-    cfg = load_study_config("default")
+    cfg = load_study_config("footage")
     arm = arms_of(cfg)[1]
     tcfg = arm_train_config(cfg, arm, {"optim.lr": 1.5e-3, "loss.lpips": 0.05}, seed=1234)
     assert tcfg.optim.lr == 1.5e-3 and tcfg.loss.lpips == 0.05 and tcfg.train.seed == 1234
@@ -52,7 +52,7 @@ def test_search_values_and_seed_reach_the_training_config() -> None:
 
 
 def test_overrides_route_to_study_or_training() -> None:
-    cfg = load_study_config("default", ["search.num_samples=7", "train.epochs=2", "data.data_root=/x",
+    cfg = load_study_config("footage", ["search.num_samples=7", "train.epochs=2", "data.data_root=/x",
                                         "search.space.loss.census=null"])
     assert cfg.search.num_samples == 7
     assert cfg.lift.overrides["train.epochs"] == 2 and cfg.lift.overrides["data.data_root"] == "/x"
@@ -79,7 +79,7 @@ def test_overrides_route_to_study_or_training() -> None:
 ])
 def test_invalid_settings_name_the_key(override: list[str], words: list[str]) -> None:
     with pytest.raises(StudyError) as err:
-        load_study_config("default", override)
+        load_study_config("footage", override)
     for word in words:
         assert word in str(err.value)
 
@@ -102,7 +102,7 @@ BASE = "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrap
 
 
 def test_one_at_a_time_is_the_base_and_one_change_per_factor_level() -> None:
-    cfg = load_study_config("default", ABLATION + ["arms.design=one_at_a_time"])
+    cfg = load_study_config("footage", ABLATION + ["arms.design=one_at_a_time"])
     arms = arms_of(cfg)
     assert [a.key for a in arms] == [
         BASE,
@@ -121,7 +121,7 @@ def test_one_at_a_time_is_the_base_and_one_change_per_factor_level() -> None:
 
 
 def test_grid_is_every_combination() -> None:
-    cfg = load_study_config("default", ABLATION)
+    cfg = load_study_config("footage", ABLATION)
     arms = arms_of(cfg)
     assert cfg.arms.design == "grid" and len(arms) == 2 * 2 * 2 and arms[0].key == BASE
     assert len({a.key for a in arms}) == 8
@@ -129,7 +129,7 @@ def test_grid_is_every_combination() -> None:
 
 
 def test_a_base_other_than_the_first_levels() -> None:
-    cfg = load_study_config("default", ABLATION + ["arms.design=one_at_a_time", "arms.base.loss.lpips=0"])
+    cfg = load_study_config("footage", ABLATION + ["arms.design=one_at_a_time", "arms.base.loss.lpips=0"])
     arms = arms_of(cfg)
     assert arms[0].factors["loss.lpips"] == 0.0 and len(arms) == 4
     assert [a.changes for a in arms[1:]] == [("loss.census",), ("loss.lpips",), ("model.quadratic_extrapolation",)]
@@ -137,8 +137,8 @@ def test_a_base_other_than_the_first_levels() -> None:
 
 
 def test_window_and_offset_shorthand_equals_the_factors() -> None:
-    short = load_study_config("default", ["arms.windows=[15,3]", "arms.offsets=[2,1]"])
-    long = load_study_config("default", ["arms.windows=null", "arms.offsets=null", "arms.factors.data.window=[15,3]",
+    short = load_study_config("footage", ["arms.windows=[15,3]", "arms.offsets=[2,1]"])
+    long = load_study_config("footage", ["arms.windows=null", "arms.offsets=null", "arms.factors.data.window=[15,3]",
                                          "arms.factors.data.temporal_offset=[2,1]"])
     assert [(a.key, a.slug) for a in arms_of(short)] == [(a.key, a.slug) for a in arms_of(long)] == [
         ("window=3", "w3"), ("window=15,offset=1", "w15_o1"), ("window=15,offset=2", "w15_o2")]
@@ -147,7 +147,7 @@ def test_window_and_offset_shorthand_equals_the_factors() -> None:
 
 
 def test_window_3_ignores_the_offset_in_any_design() -> None:
-    cfg = load_study_config("default", ["arms.windows=null", "arms.offsets=null", "arms.design=one_at_a_time",
+    cfg = load_study_config("footage", ["arms.windows=null", "arms.offsets=null", "arms.design=one_at_a_time",
                                         "arms.factors.data.window=[3,15]", "arms.factors.data.temporal_offset=[1,2]",
                                         "arms.factors.model.refine=[true,false]"])
     assert [a.key for a in arms_of(cfg)] == ["window=3,model.refine=true", "window=15,offset=1,model.refine=true",
@@ -182,7 +182,7 @@ def test_window_3_ignores_the_offset_in_any_design() -> None:
 ])
 def test_misconfigured_factors_are_refused_naming_the_key(override: list[str], words: list[str]) -> None:
     with pytest.raises(StudyError) as err:
-        load_study_config("default", override)
+        load_study_config("footage", override)
     for word in words:
         assert word in str(err.value)
 
@@ -199,8 +199,9 @@ def test_factors_from_a_study_file(tmp_path) -> None:
         load_study_config(path)
 
 
-@pytest.mark.parametrize("preset, overrides", [("default", []), ("ablation", ["arms.base.loss.lpips=0"]),
-                                               ("default", ["search.space.loss.census=null"])])
+@pytest.mark.parametrize("preset, overrides", [("footage", []), ("ablation", ["arms.base.loss.lpips=0"]),
+                                               ("footage", ["search.space.loss.census=null"]),
+                                               ("control_positive", []), ("control_negative", [])])
 def test_the_stored_study_reads_back_to_the_same_study(preset: str, overrides: list[str]) -> None:
     """What a resume compares: study.yaml read back must be the study, removed search parameters
     and arm factors included."""
@@ -211,7 +212,7 @@ def test_the_stored_study_reads_back_to_the_same_study(preset: str, overrides: l
 
 
 def test_report_section_and_budget_rule() -> None:
-    cfg = load_study_config("default", ["report.endpoints=[lpips,psnr]", "report.procedure=holm",
+    cfg = load_study_config("footage", ["report.endpoints=[lpips,psnr]", "report.procedure=holm",
                                         "report.sesoi={psnr: 0.3}", "arms.windows=[3,15]", "arms.offsets=[1,2,4]",
                                         "search.num_samples=5"])
     fam = cfg.report.family()
@@ -220,10 +221,10 @@ def test_report_section_and_budget_rule() -> None:
 
     assert trials_per_arm(cfg) == {"window=3": 15, "window=15,offset=1": 5, "window=15,offset=2": 5,
                                    "window=15,offset=4": 5}
-    assert load_study_config("default").confirm.seeds == 3
+    assert load_study_config("footage").confirm.seeds == 3
     for override, words in ((["report.procedure=bonferroni"], "report.procedure"),
                             (["report.endpoints=[psnr,fid]"], "report.endpoints"),
                             (["report.alpha=1.5"], "report.alpha"),
                             (["report.sesoi={psnr: -1}"], "report.sesoi.psnr")):
         with pytest.raises(StudyError, match=words):
-            load_study_config("default", override)
+            load_study_config("footage", override)

@@ -110,8 +110,8 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("e2e") / "study"
     log = out.parent / "driver1.log"
     # Its own local Ray (no --address), so the kill takes Ray and the workers down with the driver.
-    cmd = [sys.executable, str(REPO / "studies" / "context_ablation.py"), "--out", str(out), "--no-report",
-           "--verbose", "0", "--allow-underpowered", *[a for kv in tiny_study for a in ("--set", kv)]]
+    cmd = [sys.executable, str(REPO / "studies" / "context_ablation.py"), "--preset", "footage", "--out", str(out),
+           "--no-report", "--verbose", "0", "--allow-underpowered", *[a for kv in tiny_study for a in ("--set", kv)]]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("RAY_ADDRESS", None)
     seed = int(os.environ.get("LIFT_E2E_KILL_SEED", time.time_ns() % 1000))
@@ -142,7 +142,7 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     assert not (out / "study_summary.json").exists()
 
     marker = out.parent / "killed.json"
-    cfg = load_study_config("default", list(tiny_study))
+    cfg = load_study_config("footage", list(tiny_study))
     t0 = time.perf_counter()
     outcome = run_study(cfg, out, resume=True, callbacks=[KillWorkerOnce(marker)], verbose=0, log=lambda *_: None,
                         allow_underpowered=True)
