@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
+
 # Runnable as a script from a clone without installing the package.
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -166,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     from lift.tune.study import StudyInterrupted, format_overhead, run_study
 
     try:
-        session = connect(args.address, dashboard_host=args.dashboard_host)
+        # At the default verbosity the console is the study's own lines; the workers' output
+        # (checkpoint notices, actor shutdowns) stays in Ray's logs and the trial folders.
+        session = connect(args.address, dashboard_host=args.dashboard_host, log_to_driver=args.verbose > 0)
+        if args.verbose == 0:  # Optuna's per-study INFO lines; optuna.db and the summary keep it all
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
     except StudyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
