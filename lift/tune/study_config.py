@@ -332,9 +332,10 @@ def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
                                              _scalar(spec.get("log", False), bool, f"{key}.{pname}.log"))
         elif isinstance(current, list):
             setattr(obj, name, _int_list(value, key))
+        elif name in ("treatment", "control"):  # an arm selector; null: the default comparison
+            setattr(obj, name, None if value is None else _scalar(value, str, key))
         else:
-            tp = {"name": str, "preset": str, "procedure": str, "treatment": str, "control": str,
-                  "ablation_family": str}.get(name) or type(current)
+            tp = {"name": str, "preset": str, "procedure": str, "ablation_family": str}.get(name) or type(current)
             setattr(obj, name, _scalar(value, tp, key))
 
 
