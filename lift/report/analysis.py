@@ -6,11 +6,18 @@ which arms are compared in which family, every test, the verdict and the caveats
   (``study_summary.json`` ``family``, written from the study config's ``report:`` section) in fixed sequence
   or Holm, with the harm check; the test of each metric is :mod:`lift.report.decision`'s (seeds random).
   Several primary treatments (a selector matching several arms) share alpha by Bonferroni.
-* Treatment selection. ``--treatment SEL`` picks every test arm whose key=value pairs include SEL's.
-  Without it: the largest-window model arm; if several share that window, the one with the best
-  validation PSNR (tuning summary or val rows), or all of them when there is no validation information.
-* Control. ``--control SEL`` must match exactly one arm; default ``window=3``; with neither, the
-  baselines become primary controls (and the report says that cannot show that context helps).
+* Treatment selection. ``--treatment SEL`` (else the study config's ``report.treatment``) picks every test
+  arm whose key=value pairs include SEL's. Without either: in a one_at_a_time study whose base arm has a
+  window above 3, the base arm (against its window-3 change); else the largest-window model arm; if several
+  share that window, the one with the best validation PSNR (tuning summary or val rows), or all of them
+  when there is no validation information.
+* Control. ``--control SEL`` (else ``report.control``) must match exactly one arm; default ``window=3``;
+  with none, the baselines become primary controls (and the report says that cannot show that context
+  helps). The baselines are otherwise secondary controls.
+* Ablation table: each arm that differs from the study's base arm (``study_summary.json``'s ``base_arm``
+  and per-arm ``factors``) in exactly one factor, tested as base vs that arm with the primary's test; in
+  the secondary family (default) or in their own Holm family, not gatekept (``report.ablation_family:
+  own``). A change that is the primary comparison is that comparison.
 * Secondary family, gatekept (tested only when H0 is rejected), Holm inside: the treatment against each
   baseline, each other window > 3 arm (offset) against window 3.
 * Sanity: window 3 against ``blend`` on the first endpoint (point estimate); when it fails, the verdict is
@@ -194,8 +201,8 @@ def ablation_steps(study: Study) -> list[AblationStep]:
 
 def primary_selectors(study: Study, options: ReportOptions) -> tuple[ReportOptions, list[str]]:
     """The primary comparison's selectors: the command line's, else the study config's ``report.treatment`` /
-    ``report.control``, else (a one_at_a_time study whose base arm has window 15) the base arm against its
-    window-3 change; what is left unset falls to :func:`plan_comparisons`' defaults."""
+    ``report.control``, else (a one_at_a_time study whose base arm has a window above 3, the PICO's window 15
+    in the presets) the base arm against its window-3 change; what is left unset falls to :func:`plan_comparisons`' defaults."""
     notes: list[str] = []
     section = report_section(study)
     treatments, controls = options.treatments, options.controls
@@ -210,10 +217,11 @@ def primary_selectors(study: Study, options: ReportOptions) -> tuple[ReportOptio
     base = study.summary.get("base_arm")
     if design == "one_at_a_time" and not treatments and not controls and isinstance(base, str):
         window_steps = [s for s in ablation_steps(study) if s.factor == WINDOW_KEY and s.changed_level == 3]
-        if arm_factors(study).get(base, {}).get(WINDOW_KEY) == 15 and window_steps:
+        base_window = arm_factors(study).get(base, {}).get(WINDOW_KEY)
+        if isinstance(base_window, int) and base_window > 3 and window_steps:
             treatments, controls = [base], [window_steps[0].changed]
             notes.append(f"primary comparison: the one_at_a_time base arm {base} against its window-3 change "
-                         f"{window_steps[0].changed} (the PICO's window 15 vs window 3)")
+                         f"{window_steps[0].changed} (the PICO's wide window vs window 3)")
     return replace(options, treatments=treatments, controls=controls), notes
 
 

@@ -181,7 +181,8 @@ class ReportSection:
     sesoi: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SESOI))
     # The primary comparison as arm selectors (key=value pairs an arm's name must contain, e.g.
     # "window=15"). None: the PICO's window 15 (the largest window) against window 3; in a
-    # one_at_a_time study whose base arm has window 15, the base arm against its window-3 change.
+    # one_at_a_time study whose base arm has a window above 3 (15 in the presets), the base arm
+    # against its window-3 change.
     treatment: str | None = None
     control: str | None = None
     # The ablation table's comparisons (each factor change against the base arm): in the gatekept
