@@ -925,4 +925,8 @@ def decision_sentence(comps: list[dict[str, Any]], verdict: str, reason: str, fa
             sentence += f"; secondary family (Holm): significant for {', '.join(beats) if beats else 'none'}"
         else:
             sentence += "; secondary family not tested (gatekept by the primary)"
+    own = [c for c in comps if c["family"] == "ablation"]
+    if own:
+        beats = [f"{c['treatment']} vs {c['control']}" for c in own if c["reject_h0"]]
+        sentence += f"; ablation family (Holm): significant for {', '.join(beats) if beats else 'none'}"
     return sentence + "."

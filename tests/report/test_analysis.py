@@ -151,7 +151,9 @@ def test_secondary_rows_are_gatekept_but_their_own_family_is_not(tmp_path, synth
     assert rows["loss.lpips"]["verdict"] == "not tested (the primary family did not reject H0)"
     assert not any(d["tested"] for d in rows["loss.lpips"]["metrics"])
     root_own = synth.build_ablation_study(tmp_path / "own", gains=no_context, report={"ablation_family": "own"})
-    rows = rows_by_factor(analyse(load_study([root_own]), options()).results)
+    own = analyse(load_study([root_own]), options()).results
+    rows = rows_by_factor(own)
+    assert f"ablation family (Holm): significant for {BASE} vs {NO_LPIPS}." in own["decision"]
     assert rows["loss.lpips"]["family"] == "ablation"
     assert rows["loss.lpips"]["verdict"] == "loss.lpips=0.1 better on PSNR, SSIM, LPIPS"
 
