@@ -658,10 +658,11 @@ def _ablation_comparisons(steps: Sequence[AblationStep], planned: Sequence[Compa
     return out
 
 
-def ablation_verdict(comp: dict[str, Any], step: AblationStep) -> str:
-    """A row's verdict in words: which level is better on which endpoints, within the row's family."""
+def ablation_verdict(comp: dict[str, Any], step: AblationStep, primary_verdict: str) -> str:
+    """A row's verdict in words: which level is better on which endpoints, within the row's family (the
+    study's verdict for the primary comparison)."""
     if comp["family"] == "primary":
-        return "primary comparison: " + ("H0 rejected" if comp["reject_h0"] else "H0 not rejected")
+        return f"primary comparison: {primary_verdict}"
     if not all(d.get("tested", True) for d in comp["metrics"]):
         return "not tested (the primary family did not reject H0)"
     levels = {step.base: step.base_level, step.changed: step.changed_level}
@@ -676,7 +677,7 @@ def ablation_verdict(comp: dict[str, Any], step: AblationStep) -> str:
 
 
 def ablation_rows(steps: Sequence[AblationStep], step_comparisons: Sequence[Comparison], comps: Sequence[dict[str, Any]],
-                  study: Study) -> list[dict[str, Any]]:
+                  primary_verdict: str) -> list[dict[str, Any]]:
     """One row per factor change: the change, its comparison's family, per endpoint the raw difference (T − C)
     and the improvement (oriented as in the decision) with their intervals and p-values, and a verdict."""
     by_pair = {(c["treatment"], c["control"]): c for c in comps}
@@ -699,7 +700,7 @@ def ablation_rows(steps: Sequence[AblationStep], step_comparisons: Sequence[Comp
             "base_arm": step.base, "changed_arm": step.changed, "treatment": comp["treatment"],
             "control": comp["control"], "family": comp["family"], "n_clusters": comp["n_clusters"],
             "seeds_treatment": comp["seeds_treatment"], "seeds_control": comp["seeds_control"],
-            "verdict": ablation_verdict(comp, step), "metrics": metrics,
+            "verdict": ablation_verdict(comp, step, primary_verdict), "metrics": metrics,
         })
     return rows
 
@@ -757,7 +758,7 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
     # The ablation table's own family (report.ablation_family: own): Holm over its rows and endpoints at full
     # alpha, not gatekept by the primary.
     _decide_secondary([c for c in comps if c["family"] == "ablation"], True, family.alpha)
-    ablation = ablation_rows(steps, step_comparisons, comps, study)
+    ablation = ablation_rows(steps, step_comparisons, comps, verdict)
     if sanity is not None:
         _decide_secondary([sanity], True, family.alpha)  # a point check; its tests are shown, not used
         checked = [c["sanity_ok"] for c in prim if c.get("sanity_ok") is not None]
