@@ -202,7 +202,8 @@ def ablation_steps(study: Study) -> list[AblationStep]:
 def primary_selectors(study: Study, options: ReportOptions) -> tuple[ReportOptions, list[str]]:
     """The primary comparison's selectors: the command line's, else the study config's ``report.treatment`` /
     ``report.control``, else (a one_at_a_time study whose base arm has a window above 3, the PICO's window 15
-    in the presets) the base arm against its window-3 change; what is left unset falls to :func:`plan_comparisons`' defaults."""
+    in the presets) the base arm against its window-3 change; what is left unset falls to
+    :func:`plan_comparisons`' defaults."""
     notes: list[str] = []
     section = report_section(study)
     treatments, controls = options.treatments, options.controls
