@@ -27,10 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="report folder (default: reports/<name of the first input>)")
     p.add_argument("--treatment", action="append", default=None, metavar="SEL",
                    help="treatment arm selector, e.g. window=15 (every matching arm is compared; repeatable). "
-                        "Default: the largest-window arm, best by validation PSNR when several share it")
+                        "Default: the study config's report.treatment; else a one_at_a_time study's window-15 base "
+                        "arm; else the largest-window arm, best by validation PSNR when several share it")
     p.add_argument("--control", action="append", default=None, metavar="SEL",
-                   help="control arm selector matching exactly one arm (repeatable). "
-                        "Default: window=3 (primary) plus every baseline arm (secondary)")
+                   help="control arm selector matching exactly one arm (repeatable). Default: the study config's "
+                        "report.control; else the base arm's window-3 change (one_at_a_time) or window=3 (primary); "
+                        "every baseline arm is secondary")
+    p.add_argument("--ablation_family", "--ablation-family", choices=("secondary", "own"), default=None,
+                   help="where the ablation table's rows are tested: with the gatekept secondary family or in their "
+                        "own Holm family (default: the study config's report.ablation_family, else secondary)")
     p.add_argument("--alpha", type=float, default=None,
                    help="family-wise significance level (default: the study's family, else 0.05; overriding a "
                         "pre-registered family is noted in the report)")
@@ -57,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     options = ReportOptions(alpha=args.alpha, procedure=args.procedure, treatments=args.treatment,
-                            controls=args.control, n_permutations=args.n_permutations, seed=args.seed)
+                            controls=args.control, ablation_family=args.ablation_family, n_permutations=args.n_permutations, seed=args.seed)
     out = Path(args.out) if args.out else default_out(args.inputs)
     try:
         analysis, written = make_report(args.inputs, out, options=options, metrics=metrics,

@@ -6,11 +6,18 @@ which arms are compared in which family, every test, the verdict and the caveats
   (``study_summary.json`` ``family``, written from the study config's ``report:`` section) in fixed sequence
   or Holm, with the harm check; the test of each metric is :mod:`lift.report.decision`'s (seeds random).
   Several primary treatments (a selector matching several arms) share alpha by Bonferroni.
-* Treatment selection. ``--treatment SEL`` picks every test arm whose key=value pairs include SEL's.
-  Without it: the largest-window model arm; if several share that window, the one with the best
-  validation PSNR (tuning summary or val rows), or all of them when there is no validation information.
-* Control. ``--control SEL`` must match exactly one arm; default ``window=3``; with neither, the
-  baselines become primary controls (and the report says that cannot show that context helps).
+* Treatment selection. ``--treatment SEL`` (else the study config's ``report.treatment``) picks every test
+  arm whose key=value pairs include SEL's. Without either: in a one_at_a_time study whose base arm has a
+  window above 3, the base arm (against its window-3 change); else the largest-window model arm; if several
+  share that window, the one with the best validation PSNR (tuning summary or val rows), or all of them
+  when there is no validation information.
+* Control. ``--control SEL`` (else ``report.control``) must match exactly one arm; default ``window=3``;
+  with none, the baselines become primary controls (and the report says that cannot show that context
+  helps). The baselines are otherwise secondary controls.
+* Ablation table: each arm that differs from the study's base arm (``study_summary.json``'s ``base_arm``
+  and per-arm ``factors``) in exactly one factor, tested as base vs that arm with the primary's test; in
+  the secondary family (default) or in their own Holm family, not gatekept (``report.ablation_family:
+  own``). A change that is the primary comparison is that comparison.
 * Secondary family, gatekept (tested only when H0 is rejected), Holm inside: the treatment against each
   baseline, each other window > 3 arm (offset) against window 3.
 * Sanity: window 3 against ``blend`` on the first endpoint (point estimate); when it fails, the verdict is
@@ -27,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from lift.arms import WINDOW_KEY, changed_factors, format_value
 from lift.report import decision, stats
 from lift.report.tables import (
     ReportError,
@@ -37,6 +45,7 @@ from lift.report.tables import (
     arm_window,
     is_baseline,
     pair_arms,
+    parse_arm,
     seed_average,
     seed_cluster_means,
     seed_table,
@@ -59,6 +68,7 @@ class ReportOptions:
     procedure: str | None = None  # None: the study's family (default fixed_sequence)
     treatments: list[str] | None = None
     controls: list[str] | None = None
+    ablation_family: str | None = None  # None: the study config's report.ablation_family (default secondary)
     n_permutations: int = 10_000
     level: float = 0.95
     seed: int = 0
@@ -68,6 +78,9 @@ class ReportOptions:
             raise ReportError(f"--alpha must be in (0, 1), got {self.alpha}")
         if self.procedure is not None and self.procedure not in decision.PROCEDURES:
             raise ReportError(f"--procedure {self.procedure!r}: expected one of {', '.join(decision.PROCEDURES)}")
+        if self.ablation_family is not None and self.ablation_family not in decision.ABLATION_FAMILIES:
+            raise ReportError(f"--ablation-family {self.ablation_family!r}: expected one of "
+                              f"{', '.join(decision.ABLATION_FAMILIES)}")
         if self.n_permutations < 100:
             raise ReportError(f"--n_permutations must be at least 100, got {self.n_permutations}")
 
@@ -76,7 +89,7 @@ class ReportOptions:
 class Comparison:
     treatment: str
     control: str
-    family: str  # "primary", "secondary" or "sanity"
+    family: str  # "primary", "secondary", "ablation" (the ablation table's own Holm family) or "sanity"
 
     @property
     def primary(self) -> bool:
@@ -140,6 +153,89 @@ def _match(selector: str, arms: Sequence[str], what: str, study: Study) -> list[
     return found
 
 
+def report_section(study: Study) -> dict[str, Any]:
+    """The study config's ``report:`` section as study_summary.json recorded it (empty without one)."""
+    config = study.summary.get("config")
+    section = config.get("report") if isinstance(config, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def arm_factors(study: Study) -> dict[str, dict[str, Any]]:
+    """Each arm's factor values as study_summary.json recorded them (arms without them are left out)."""
+    return {arm: info["factors"] for arm, info in study.summary.get("arm_info", {}).items()
+            if isinstance(info.get("factors"), dict)}
+
+
+@dataclass(frozen=True)
+class AblationStep:
+    """One row of the ablation table: the base arm against an arm that changes exactly one factor.
+
+    Tested as the comparison ``base`` (treatment) vs ``changed`` (control), like the primary comparison of
+    a window-15 base against its window-3 change: a positive improvement means the base level is better.
+    """
+
+    factor: str
+    base_level: Any
+    changed_level: Any
+    base: str
+    changed: str
+
+
+def ablation_steps(study: Study) -> list[AblationStep]:
+    """Every arm with test rows that differs from the study's base arm in exactly one factor, in the study's
+    arm order (one_at_a_time: one per factor change; grid: the base's one-factor neighbours)."""
+    base = study.summary.get("base_arm")
+    factors = arm_factors(study)
+    if not isinstance(base, str) or base not in factors or base not in study.test_arms:
+        return []
+    steps = []
+    for arm in study.summary.get("arms", []):
+        if arm == base or arm not in factors or arm not in study.test_arms:
+            continue
+        changes = changed_factors(factors[arm], factors[base])
+        if len(changes) == 1:
+            key = changes[0]
+            steps.append(AblationStep(key, factors[base].get(key), factors[arm].get(key), base, arm))
+    return steps
+
+
+def primary_selectors(study: Study, options: ReportOptions) -> tuple[ReportOptions, list[str]]:
+    """The primary comparison's selectors: the command line's, else the study config's ``report.treatment`` /
+    ``report.control``, else (a one_at_a_time study whose base arm has a window above 3, the PICO's window 15
+    in the presets) the base arm against its window-3 change; what is left unset falls to
+    :func:`plan_comparisons`' defaults."""
+    notes: list[str] = []
+    section = report_section(study)
+    treatments, controls = options.treatments, options.controls
+    if not treatments and isinstance(section.get("treatment"), str):
+        treatments = [section["treatment"]]
+        notes.append(f"treatment {section['treatment']!r}: the study config's report.treatment")
+    if not controls and isinstance(section.get("control"), str):
+        controls = [section["control"]]
+        notes.append(f"control {section['control']!r}: the study config's report.control")
+    config = study.summary.get("config")
+    design = (config.get("arms") or {}).get("design") if isinstance(config, dict) else None
+    base = study.summary.get("base_arm")
+    if design == "one_at_a_time" and not treatments and not controls and isinstance(base, str):
+        window_steps = [s for s in ablation_steps(study) if s.factor == WINDOW_KEY and s.changed_level == 3]
+        base_window = arm_factors(study).get(base, {}).get(WINDOW_KEY)
+        if isinstance(base_window, int) and base_window > 3 and window_steps:
+            treatments, controls = [base], [window_steps[0].changed]
+            notes.append(f"primary comparison: the one_at_a_time base arm {base} against its window-3 change "
+                         f"{window_steps[0].changed} (the PICO's wide window vs window 3)")
+    return replace(options, treatments=treatments, controls=controls), notes
+
+
+def ablation_family(study: Study, options: ReportOptions) -> str:
+    """Where the ablation rows are tested: the command line's choice, else the study config's, else secondary."""
+    choice = options.ablation_family or report_section(study).get("ablation_family") or "secondary"
+    if choice not in decision.ABLATION_FAMILIES:
+        raise ReportError(f"the study config's report.ablation_family {choice!r} "
+                          f"({', '.join(study.summary.get('sources', []))}): expected one of "
+                          f"{', '.join(decision.ABLATION_FAMILIES)}")
+    return str(choice)
+
+
 def plan_comparisons(study: Study, options: ReportOptions) -> tuple[list[Comparison], list[str]]:
     """Decide the comparisons (see the module docstring for the rules); returns them and notes on the choice."""
     arms = study.test_arms
@@ -152,7 +248,8 @@ def plan_comparisons(study: Study, options: ReportOptions) -> tuple[list[Compari
             if len(found) > 1:
                 raise ReportError(f"control selector {sel!r} is ambiguous: it matches {', '.join(found)}; give the full arm")
             primary_controls.append(found[0])
-        secondary_controls: list[str] = []
+        # the baselines stay in the secondary family (STATISTICS.md) whoever names the control
+        secondary_controls = [b for b in baselines if b not in primary_controls]
     else:
         threes = [a for a in arms if not is_baseline(a) and arm_window(a) == 3]
         if len(threes) > 1:
@@ -412,6 +509,11 @@ def resolve_family(study: Study, options: ReportOptions) -> tuple[decision.Famil
     return family, notes
 
 
+def _other_factors(arm: str) -> tuple[tuple[str, str], ...]:
+    """The arm's name pairs other than window and offset (what an offset arm shares with the treatment)."""
+    return tuple(sorted((k, v) for k, v in parse_arm(arm).items() if k not in ("window", "offset")))
+
+
 def _secondary_and_sanity(study: Study, primary: list[Comparison], baselines_secondary: list[Comparison]) -> list[Comparison]:
     """The gatekept secondary family (treatment vs each baseline, each other offset arm vs window 3) and the
     sanity check (window 3 vs blend)."""
@@ -419,11 +521,15 @@ def _secondary_and_sanity(study: Study, primary: list[Comparison], baselines_sec
     arms = study.test_arms
     controls = sorted({c.control for c in primary})
     treatments = {c.treatment for c in primary}
+    # An offset arm is a treatment arm with another window or offset and nothing else changed: arms that also
+    # change another factor belong to the ablation table, not to the H0 of the temporal context.
+    contexts = {_other_factors(t) for t in treatments}
     for ctrl in controls:
         if arm_window(ctrl) != 3:
             continue
         for arm in arms:
-            if not is_baseline(arm) and arm not in treatments and arm != ctrl and (arm_window(arm) or 0) > 3:
+            if (not is_baseline(arm) and arm not in treatments and arm != ctrl and (arm_window(arm) or 0) > 3
+                    and _other_factors(arm) in contexts):
                 out.append(Comparison(arm, ctrl, "secondary"))
         for arm in arms:
             if arm_matches("baseline=blend", arm):
@@ -542,6 +648,80 @@ def _decide_secondary(comps: list[dict[str, Any]], gate_open: bool, alpha: float
         c["reject_h0"] = any(d["significant"] for d in c["metrics"])
 
 
+def _ablation_comparisons(steps: Sequence[AblationStep], planned: Sequence[Comparison], family: str) -> list[Comparison]:
+    """The comparison of each ablation step: one already planned for the same two arms (the primary
+    comparison, in either orientation) is reused; the others go to the secondary or their own family."""
+    out = []
+    for step in steps:
+        pair = {step.base, step.changed}
+        same = next((c for c in planned if {c.treatment, c.control} == pair and c.family != "sanity"), None)
+        out.append(same or Comparison(step.base, step.changed, "secondary" if family == "secondary" else "ablation"))
+    return out
+
+
+def ablation_verdict(comp: dict[str, Any], step: AblationStep, primary_verdict: str) -> str:
+    """A row's verdict in words: which level is better on which endpoints, within the row's family (the
+    study's verdict for the primary comparison)."""
+    if comp["family"] == "primary":
+        return f"primary comparison: {primary_verdict}"
+    if not all(d.get("tested", True) for d in comp["metrics"]):
+        return "not tested (the primary family did not reject H0)"
+    levels = {step.base: step.base_level, step.changed: step.changed_level}
+    better = [display(d["metric"]) for d in comp["metrics"] if d["significant"]]
+    worse = [display(d["metric"]) for d in comp["metrics"] if d["worse"]]
+    parts = []
+    if better:
+        parts.append(f"{step.factor}={format_value(levels[comp['treatment']])} better on {', '.join(better)}")
+    if worse:
+        parts.append(f"{step.factor}={format_value(levels[comp['control']])} better on {', '.join(worse)}")
+    return "; ".join(parts) if parts else "no significant difference"
+
+
+def ablation_rows(steps: Sequence[AblationStep], step_comparisons: Sequence[Comparison], comps: Sequence[dict[str, Any]],
+                  primary_verdict: str) -> list[dict[str, Any]]:
+    """One row per factor change: the change, its comparison's family, per endpoint the raw difference (T − C)
+    and the improvement (oriented as in the decision) with their intervals and p-values, and a verdict."""
+    by_pair = {(c["treatment"], c["control"]): c for c in comps}
+    rows = []
+    for step, plan in zip(steps, step_comparisons):
+        comp = by_pair[(plan.treatment, plan.control)]
+        metrics = []
+        for d in comp["metrics"]:
+            metrics.append({
+                "metric": d["metric"], "direction": d["direction"], "diff": d["mean_diff"], "ci_low": d["ci_low"],
+                "ci_high": d["ci_high"], "improvement": d["direction"] * d["mean_diff"],
+                "improvement_ci_low": d["improvement_ci_low"], "improvement_ci_high": d["improvement_ci_high"],
+                "p": d["p_decision"], "p_adjusted": d.get("p_holm"), "p_worse": d["p_decision_worse"],
+                "tested": d.get("tested", True), "significant": d["significant"], "worse": d["worse"],
+                "sesoi_status": d.get("sesoi_status", ""),
+            })
+        rows.append({
+            "factor": step.factor, "base_level": step.base_level, "changed_level": step.changed_level,
+            "change": f"{step.factor}: {format_value(step.base_level)} → {format_value(step.changed_level)}",
+            "base_arm": step.base, "changed_arm": step.changed, "treatment": comp["treatment"],
+            "control": comp["control"], "family": comp["family"], "n_clusters": comp["n_clusters"],
+            "seeds_treatment": comp["seeds_treatment"], "seeds_control": comp["seeds_control"],
+            "verdict": ablation_verdict(comp, step, primary_verdict), "metrics": metrics,
+        })
+    return rows
+
+
+def ablation_table(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The ablation rows flattened for tables/ablation.csv: one column per (endpoint, quantity)."""
+    flat = []
+    for r in rows:
+        out = {k: v for k, v in r.items() if k != "metrics"}
+        out["base_level"], out["changed_level"] = format_value(r["base_level"]), format_value(r["changed_level"])
+        out["seeds_treatment"] = ",".join(map(str, r["seeds_treatment"]))
+        out["seeds_control"] = ",".join(map(str, r["seeds_control"]))
+        for d in r["metrics"]:
+            for key in ("diff", "ci_low", "ci_high", "improvement", "improvement_ci_low", "improvement_ci_high", "p",
+                        "p_adjusted", "significant", "worse"):
+                out[f"{d['metric']}_{key}"] = d[key]
+        flat.append(out)
+    return pd.DataFrame(flat)
+
+
 def _combine_verdicts(verdicts: list[tuple[str, str]]) -> tuple[str, str]:
     for v in (decision.VERDICTS[3], decision.VERDICTS[2], decision.VERDICTS[0]):
         hits = [why for name, why in verdicts if name == v]
@@ -555,10 +735,14 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
     options = options or ReportOptions()
     options.validate()
     family, family_notes = resolve_family(study, options)
-    planned, notes = plan_comparisons(study, options)
+    selected, selector_notes = primary_selectors(study, options)
+    planned, notes = plan_comparisons(study, selected)
     primary = [c for c in planned if c.primary]
     comparisons = primary + _secondary_and_sanity(study, primary, [c for c in planned if not c.primary])
-    notes = list(study.notes) + notes + family_notes
+    steps = ablation_steps(study)
+    step_comparisons = _ablation_comparisons(steps, comparisons, ablation_family(study, options))
+    comparisons += [c for c in step_comparisons if c not in comparisons]
+    notes = list(study.notes) + selector_notes + notes + family_notes
     info, caveats = completeness(study)
     tuning, tuning_caveats = tuning_table(study)
     caveats += tuning_caveats
@@ -572,6 +756,10 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
     verdict, reason = _combine_verdicts(verdicts)
     reject = verdict == decision.VERDICTS[0]
     _decide_secondary([c for c in comps if c["family"] == "secondary"], reject, family.alpha)
+    # The ablation table's own family (report.ablation_family: own): Holm over its rows and endpoints at full
+    # alpha, not gatekept by the primary.
+    _decide_secondary([c for c in comps if c["family"] == "ablation"], True, family.alpha)
+    ablation = ablation_rows(steps, step_comparisons, comps, verdict)
     if sanity is not None:
         _decide_secondary([sanity], True, family.alpha)  # a point check; its tests are shown, not used
         checked = [c["sanity_ok"] for c in prim if c.get("sanity_ok") is not None]
@@ -624,6 +812,8 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         tables["flow"] = arms_table[cols]
     for label, pc in per_cluster.items():
         tables[f"per_cluster__{label}"] = pc
+    if ablation:
+        tables["ablation"] = ablation_table(ablation)
 
     datasets = sorted({str(s).split("/", 1)[0] for s in test["sample_id"].unique() if "/" in str(s)})
     results = {
@@ -635,6 +825,8 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         "family": family.to_dict(),
         "design": design,
         "comparisons": comps,
+        "ablation": {"base_arm": study.summary.get("base_arm"), "family": ablation_family(study, options),
+                     "rows": ablation} if ablation else None,
         "primary_test": "per metric, the larger of a seed-aware t-test on the per-cluster differences d_c (SE^2 = "
                         "s^2(d_c)/n + seed variance of each arm / its seeds, Welch-Satterthwaite df) and the one-sided "
                         "Wilcoxon signed-rank test on the d_c; endpoints in "
@@ -735,4 +927,8 @@ def decision_sentence(comps: list[dict[str, Any]], verdict: str, reason: str, fa
             sentence += f"; secondary family (Holm): significant for {', '.join(beats) if beats else 'none'}"
         else:
             sentence += "; secondary family not tested (gatekept by the primary)"
+    own = [c for c in comps if c["family"] == "ablation"]
+    if own:
+        beats = [f"{c['treatment']} vs {c['control']}" for c in own if c["reject_h0"]]
+        sentence += f"; ablation family (Holm): significant for {', '.join(beats) if beats else 'none'}"
     return sentence + "."

@@ -36,6 +36,9 @@ from scipy import stats
 
 VERDICTS = ("H0 rejected", "H0 not rejected", "inconclusive", "cannot reject by design")
 PROCEDURES = ("fixed_sequence", "holm")
+# Where the ablation table's comparisons (each factor change against the base arm) are tested: with the
+# gatekept secondary family, or in their own Holm family at full alpha (the study config's choice).
+ABLATION_FAMILIES = ("secondary", "own")
 # The confirm stage's minimum: with fewer seeds the seed variance is not estimable well enough to decide.
 MIN_SEEDS = 3
 

@@ -89,11 +89,12 @@ def plot_per_cluster(per_cluster: pd.DataFrame, comparison: dict[str, Any], path
     return save_figure(fig, path)
 
 
-def plot_forest(comparisons: Sequence[dict[str, Any]], path: Path, level: float = 0.95) -> Path:
+def plot_forest(comparisons: Sequence[dict[str, Any]], path: Path, level: float = 0.95,
+                labels: Sequence[str] | None = None, title: str | None = None) -> Path:
     """Mean improvement with its seed-aware CI and the smallest effect of interest, one panel per metric,
-    one row per comparison."""
+    one row per comparison (labelled ``treatment vs control`` unless ``labels`` are given)."""
     metrics = [d["metric"] for d in comparisons[0]["metrics"]]
-    labels = [f"{c['treatment']} vs {c['control']}" for c in comparisons]
+    labels = list(labels) if labels is not None else [f"{c['treatment']} vs {c['control']}" for c in comparisons]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics) + 2.5, 1.2 + 0.45 * len(comparisons)),
                              squeeze=False, sharey=True)
     y = np.arange(len(comparisons))[::-1]
@@ -115,8 +116,8 @@ def plot_forest(comparisons: Sequence[dict[str, Any]], path: Path, level: float 
         ax.set_xlabel(f"mean improvement, {int(level * 100)}% CI →", fontsize=8)
     axes[0, 0].set_yticks(y)
     axes[0, 0].set_yticklabels(labels, fontsize=7)
-    fig.suptitle("Effects (green: significant in its family; red: significantly worse; orange: smallest effect "
-                 "of interest)", fontsize=10)
+    fig.suptitle(title or "Effects (green: significant in its family; red: significantly worse; orange: smallest "
+                 "effect of interest)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -104,6 +104,35 @@ def comparison_table(comp: dict[str, Any], level: float) -> str:
     return md_table(header, rows)
 
 
+def ablation_section(ablation: dict[str, Any], family: dict[str, Any], level: float, plot: str | None) -> list[str]:
+    """The ablation table: one row per factor change against the base arm (results.json's ``ablation``)."""
+    where = ("the gatekept secondary family (Holm with the other secondary comparisons, tested only when H0 is "
+             "rejected)" if ablation["family"] == "secondary" else "their own Holm family at full alpha (not gatekept)")
+    rows = []
+    for r in ablation["rows"]:
+        cells = []
+        for d in r["metrics"]:
+            arrow = "↑" if d["direction"] > 0 else "↓"
+            p = f"p={fmt_p(d['p'])}, adj. {fmt_p(d['p_adjusted'])}" if d["tested"] else "not tested"
+            cells.append(f"{fmt(d['diff'])} [{fmt(d['ci_low'])}, {fmt(d['ci_high'])}] {arrow}; {p}")
+        rows.append([r["change"], f"{r['treatment']} vs {r['control']}", r["family"], *cells, r["n_clusters"],
+                     f"{len(r['seeds_treatment'])}/{len(r['seeds_control'])}", r["verdict"]])
+    metrics = [d["metric"] for d in ablation["rows"][0]["metrics"]]
+    header = ["change (base → changed)", "comparison (T vs C)", "family",
+              *[f"{display(m)}: Δ = T − C [{int(level * 100)}% CI]; p" for m in metrics], "clusters", "seeds T/C",
+              "verdict"]
+    out = ["## Ablation table", "",
+           f"Each factor change against the base arm `{ablation['base_arm']}`: the base arm is the treatment, the "
+           f"arm with one factor changed the control (the primary comparison where the change is the window), so "
+           f"Δ = base − changed and a significant row means the base level is better. The rows are tested in "
+           f"{where}, with the primary's test (seeds random, clusters the unit, harm check at alpha = "
+           f"{family['alpha']:g}); arrows show the better direction of each metric.", "",
+           md_table(header, rows), ""]
+    if plot:
+        out += [f"![ablation forest]({plot})", ""]
+    return out
+
+
 def _shown_path(path: str) -> str:
     """A path as the reader can follow it: relative to the working directory when inside it."""
     prefix = "sqlite:///" if str(path).startswith("sqlite:///") else ""
@@ -160,8 +189,9 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
         out.append("")
 
     titles = {"primary": "Primary family (decides H0)", "secondary": "Secondary family (gatekept, Holm)",
+              "ablation": "Ablation family (its own Holm family, not gatekept)",
               "sanity": "Sanity check (window 3 must beat blending)"}
-    for family in ("primary", "secondary", "sanity"):
+    for family in ("primary", "secondary", "ablation", "sanity"):
         comps = [c for c in r["comparisons"] if c["family"] == family]
         if not comps:
             continue
@@ -188,6 +218,8 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
             "the d_c); 'p adjusted' is its fixed-sequence or Holm value in its family. † Shown for reference only, never "
             "used for the decision: the t-test and permutation test on the d_c ignore the seed variance, the "
             "sample-level Wilcoxon treats every frame as independent.", ""]
+    if r.get("ablation"):
+        out += ablation_section(r["ablation"], r["family"], opts.level, plots.get("ablation_forest"))
     if "forest" in plots:
         out += ["## Effects overview", "", f"![forest]({plots['forest']})", ""]
     out += ["## Frames", ""]
@@ -302,6 +334,15 @@ def write_report(analysis: Analysis, out_dir: Path, *, make_plots: bool = True) 
         tested = [c for c in comps if c["family"] != "sanity"]
         plot_paths["forest"] = P.plot_forest(tested, plots_dir / "forest.png", analysis.options.level) \
             .relative_to(out_dir).as_posix()
+        ablation = analysis.results.get("ablation")
+        if ablation:
+            by_pair = {(c["treatment"], c["control"]): c for c in comps}
+            rows = ablation["rows"]
+            plot_paths["ablation_forest"] = P.plot_forest(
+                [by_pair[(r["treatment"], r["control"])] for r in rows], plots_dir / "ablation_forest.png",
+                analysis.options.level, labels=[f"{r['change']} ({r['family']})" for r in rows],
+                title=f"Ablation: each change against the base arm (improvement of T over C; green: significant "
+                      f"in its family; red: significantly worse)").relative_to(out_dir).as_posix()
         primary = [c for c in comps if c["family"] == "primary"]
         if primary:
             from lift.report.frames import write_frames_panel

@@ -265,7 +265,9 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
     optionally ``best_val_psnr``, ``best_trial``, ``best_params``); ``trials`` objects with ``arm``,
     ``trial_id``, ``status``, ``best_val_psnr``, ``config`` or ``params``; ``confirm`` runs with
     ``arm``, ``seed``, ``status``; ``failed_trials`` as a count or a list; ``optuna_storage`` or
-    ``optuna.storage``; ``complete``; ``family`` (the study config's ``report:`` section, the test family).
+    ``optuna.storage``; ``complete``; ``family`` (the study config's ``report:`` section, the test family);
+    ``base_arm`` and per arm ``factors``/``changes`` (the ablation design); ``config`` (the study config,
+    whose ``report:`` section names the primary comparison and the ablation family).
     """
     merged: dict[str, Any] = {"arms": [], "arm_info": {}, "trials": [], "confirm": [], "failed_trials": 0,
                               "sources": []}
@@ -288,7 +290,10 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
                 merged["arms"].append(key)
                 merged["arm_info"][key] = {"best_val_psnr": _number(a.get("best_val_psnr")),
                                            "best_trial": a.get("best_trial"),
-                                           "best_params": a.get("best_params", a.get("best_config"))}
+                                           "best_params": a.get("best_params", a.get("best_config")),
+                                           # the arm's factor values and those that differ from the base arm
+                                           "factors": a.get("factors") if isinstance(a.get("factors"), dict) else None,
+                                           "changes": a.get("changes") if isinstance(a.get("changes"), list) else None}
         trials = data.get("trials")
         for t in trials if isinstance(trials, list) else []:
             if isinstance(t, dict):
@@ -308,7 +313,7 @@ def read_summaries(paths: Sequence[Path]) -> tuple[dict[str, Any], list[str]]:
             merged["optuna_storage"] = _moved_storage(str(storage), Path(path).parent)
         if data.get("complete") is False:
             notes.append(f"{path}: the study summary says the study is not complete")
-        for key in ("study", "name", "preset", "dataset", "family", "design"):
+        for key in ("study", "name", "preset", "dataset", "family", "design", "base_arm", "config"):
             if key in data and key not in merged:
                 merged[key] = data[key]
     merged["arms"] = list(dict.fromkeys(merged["arms"]))

@@ -750,7 +750,8 @@ def write_summary(paths: StudyPaths, study: ValidatedStudy, clock: StageClock, a
         "test_table": str(test_table) if test_table else None,
         # The report's test family and what the design allows (lift.report reads both).
         "family": study.config.report.family().to_dict(),
-        "design": study.design.to_dict() if study.design else None,
+        # (not "design": that key is the arms' design above, which a second "design" would overwrite)
+        "design_check": study.design.to_dict() if study.design else None,
         "trials_per_arm": trials_per_arm(study.config),
         "optuna": {"storage": f"sqlite:///{paths.optuna_db.resolve()}",
                    "studies": [optuna_study_name(study.config.name, a.key) for a in study.arms]},

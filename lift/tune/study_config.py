@@ -22,6 +22,9 @@ LIFT training preset::
       procedure: fixed_sequence        # or holm
       alpha: 0.05
       sesoi: {psnr: 0.1, ssim: 0.001, lpips: 0.001}   # smallest effects of interest, metric units
+      treatment: window=15             # the primary comparison's arms (selectors; default: see ReportSection)
+      control: window=3
+      ablation_family: secondary       # or own: the ablation table's rows in their own Holm family
     resources: {cpus_per_trial: 1, gpus_per_trial: 0}
     failure: {max_failures: 2}
 
@@ -72,6 +75,7 @@ from lift.arms import (
     changed_factors,
     grid,
     one_at_a_time,
+    split_key,
 )
 from lift.config import (
     CONFIG_DIR,
@@ -85,7 +89,7 @@ from lift.config import (
     parse_override,
     read_yaml,
 )
-from lift.report.decision import DEFAULT_ENDPOINTS, DEFAULT_SESOI, PROCEDURES, Family
+from lift.report.decision import ABLATION_FAMILIES, DEFAULT_ENDPOINTS, DEFAULT_SESOI, PROCEDURES, Family
 
 # The study `python studies/context_ablation.py` runs with no --preset: the positive known-answer
 # control (configs/study_control_positive.yaml), the study whose answer is known to be "H0 rejected".
@@ -178,6 +182,15 @@ class ReportSection:
     procedure: str = "fixed_sequence"
     alpha: float = 0.05
     sesoi: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SESOI))
+    # The primary comparison as arm selectors (key=value pairs an arm's name must contain, e.g.
+    # "window=15"). None: the PICO's window 15 (the largest window) against window 3; in a
+    # one_at_a_time study whose base arm has a window above 3 (15 in the presets), the base arm
+    # against its window-3 change.
+    treatment: str | None = None
+    control: str | None = None
+    # The ablation table's comparisons (each factor change against the base arm): in the gatekept
+    # secondary family ("secondary", STATISTICS.md) or in their own Holm family ("own").
+    ablation_family: str = "secondary"
 
     def family(self) -> Family:
         return Family.from_dict({"endpoints": self.endpoints, "procedure": self.procedure, "alpha": self.alpha,
@@ -323,8 +336,10 @@ def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
                                              _scalar(spec.get("log", False), bool, f"{key}.{pname}.log"))
         elif isinstance(current, list):
             setattr(obj, name, _int_list(value, key))
+        elif name in ("treatment", "control"):  # an arm selector; null: the default comparison
+            setattr(obj, name, None if value is None else _scalar(value, str, key))
         else:
-            tp = {"name": str, "preset": str, "procedure": str}.get(name) or type(current)
+            tp = {"name": str, "preset": str, "procedure": str, "ablation_family": str}.get(name) or type(current)
             setattr(obj, name, _scalar(value, tp, key))
 
 
@@ -454,6 +469,15 @@ def validate_study_config(cfg: StudyConfig) -> StudyConfig:
     for metric, value in rep.sesoi.items():
         _require(metric in known and value >= 0, f"report.sesoi.{metric}", value,
                  f"expected a non-negative effect for one of {', '.join(known)}")
+    _require(rep.ablation_family in ABLATION_FAMILIES, "report.ablation_family", rep.ablation_family,
+             f"expected one of {', '.join(ABLATION_FAMILIES)}")
+    for name in ("treatment", "control"):
+        selector = getattr(rep, name)
+        if selector is not None:
+            try:
+                split_key(selector)
+            except ArmNameError as err:
+                raise StudyError(f"report.{name}: {err}") from None
     r = cfg.resources
     _require(r.cpus_per_trial > 0, "resources.cpus_per_trial", r.cpus_per_trial, "expected > 0")
     _require(r.gpus_per_trial >= 0, "resources.gpus_per_trial", r.gpus_per_trial, "expected >= 0")

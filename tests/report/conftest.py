@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lift.arms import arm_key, changed_factors, one_at_a_time
+
 DATASET = "video_folder"
 COLUMNS = ["sample_id", "video_id", "cluster_id", "target_index", "timestep", "psnr", "ssim", "lpips", "epe", "warp_error",
            "arm", "split", "seed", "trial_id"]
@@ -130,4 +132,45 @@ def study_dir(tmp_path: Path) -> Path:
 def synth() -> SimpleNamespace:
     """The table builders above, for tests that need parameters (tests do not import conftest modules)."""
     return SimpleNamespace(build_study=build_study, make_rows=make_rows, sample_ids=sample_ids, write=write,
-                           cluster_of=cluster_of)
+                           cluster_of=cluster_of, build_ablation_study=build_ablation_study)
+
+
+# A one_at_a_time ablation around a window-15 base, as configs/study_ablation.yaml lays it out: the base arm,
+# then one arm per factor change (window 15 -> 3, loss.census 0.1 -> 0, loss.lpips 0.1 -> 0).
+ABLATION_FACTORS = {"data.window": [15, 3], "data.temporal_offset": [1], "loss.census": [0.1, 0.0],
+                    "loss.lpips": [0.1, 0.0]}
+
+
+def build_ablation_study(root: Path, *, gains: dict[str, float], n_videos: int = 24, seeds: Sequence[int] = (0, 1, 2),
+                         report: dict | None = None, baselines: bool = True) -> Path:
+    """A one_at_a_time study folder with study_summary.json as lift.tune.study writes it (config, design,
+    base_arm, arms with factors and changes, family). ``gains`` maps the changed factor ("" for the base arm)
+    to the arm's gain in dB, so the test knows which changes have an effect."""
+    base = {k: v[0] for k, v in ABLATION_FACTORS.items()}
+    arms = one_at_a_time(ABLATION_FACTORS, base)
+    videos = [f"clip{i:02d}" for i in range(n_videos)]
+    samples = sample_ids(videos, (4, 9, 14))
+    records = []
+    for k, values in enumerate(arms):
+        key, changes = arm_key(values), changed_factors(values, base)
+        gain = gains["" if not changes else changes[0]]
+        for seed in seeds:
+            df = make_rows(key, samples, seed=seed, trial_id=f"confirm_{k}_s{seed}", gain_db=gain, rng_seed=k)
+            write(df, root / "confirm" / f"arm{k}" / f"seed{seed}")
+        records.append({"key": key, "factors": values, "changes": changes, "best_val_psnr": 30.0 + gain})
+    if baselines:
+        write(pd.concat([make_rows("baseline=repeat", samples, gain_db=-6.0, rng_seed=50, flow=False),
+                         make_rows("baseline=blend", samples, gain_db=-3.0, rng_seed=51, flow=False)],
+                        ignore_index=True), root / "baselines")
+    report = {"endpoints": ["psnr", "ssim", "lpips"], "procedure": "fixed_sequence", "alpha": 0.05,
+              "sesoi": {"psnr": 0.1, "ssim": 0.001, "lpips": 0.001}, "treatment": None, "control": None,
+              "ablation_family": "secondary", **(report or {})}
+    family = {k: report[k] for k in ("endpoints", "procedure", "alpha", "sesoi")}
+    (root / "study_summary.json").write_text(json.dumps({
+        "study": "ablation-test", "complete": True,
+        "config": {"name": "ablation-test", "arms": {"design": "one_at_a_time", "factors": ABLATION_FACTORS,
+                                                     "base": {}}, "report": report},
+        "design": {"n_test_clusters": n_videos // 2}, "base_arm": arm_key(base), "arms": records,
+        "trials": [], "confirm": [], "failed_trials": 0, "family": family,
+    }))
+    return root

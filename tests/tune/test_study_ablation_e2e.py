@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from lift.evaluate import read_samples_table
+from lift.report import ReportOptions, make_report
 from lift.tune.study import run_study
 from lift.tune.study_config import load_study_config
 
@@ -38,7 +39,7 @@ ARMS = {
 def ablation(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     cfg = load_study_config("footage", [*tiny_study, *FACTORS])
     out = tmp_path_factory.mktemp("ablation") / "study"
-    outcome = run_study(cfg, out, verbose=0, log=lambda *_: None)
+    outcome = run_study(cfg, out, verbose=0, log=lambda *_: None, allow_underpowered=True)
     return {"cfg": cfg, "out": out, "summary": outcome.summary}
 
 
@@ -76,3 +77,17 @@ def test_every_arm_is_named_in_its_tables_and_shares_the_test_sample_ids(ablatio
     for trial in s["trials"]:  # tuning tables: split val, the trial's arm name
         val = read_samples_table(Path(trial["path"]) / "samples.parquet")
         assert set(val["arm"]) == {trial["arm"]} and set(val["split"]) == {"val"}
+
+
+def test_the_report_has_the_ablation_table(ablation, tmp_path) -> None:
+    """The report on the real study folder: the primary comparison is the base against its window-3 change,
+    and the ablation table has one row per factor change, in the study's arm order."""
+    analysis, written = make_report([ablation["out"]], tmp_path / "report", options=ReportOptions(n_permutations=200),
+                                    make_plots=False)
+    primary = [c for c in analysis.results["comparisons"] if c["primary"]]
+    assert [(c["treatment"], c["control"]) for c in primary] == [(BASE, "window=3,loss.census=0,model.quadratic_extrapolation=true")]
+    rows = analysis.results["ablation"]["rows"]
+    assert [(r["factor"], r["changed_arm"]) for r in rows] == [(changes[0], arm) for arm, changes in ARMS.items() if changes]
+    assert all(r["base_arm"] == BASE and r["treatment"] == BASE for r in rows)
+    assert [r["family"] for r in rows] == ["primary", "secondary", "secondary"]
+    assert "## Ablation table" in written["report"].read_text()
