@@ -28,7 +28,7 @@ def test_presets_load_and_define_arms() -> None:
     # The component ablation: the window-15 base, then the window, two loss terms and a model
     # option each changed alone.
     ablation = arms_of(load_study_config("ablation"))
-    assert ablation[0].key == "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=true"
+    assert ablation[0].key == "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=false"
     assert [a.changes for a in ablation[1:]] == [("data.window",), ("loss.census",), ("loss.lpips",),
                                                  ("model.quadratic_extrapolation",)]
 
@@ -85,7 +85,7 @@ def test_invalid_settings_name_the_key(override: list[str], words: list[str]) ->
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(StudyError, match="presets: .*default.*ucf101"):
+    with pytest.raises(StudyError, match="presets: ablation, control_negative, control_positive, footage, ucf101"):
         load_study_config("nope")
 
 
