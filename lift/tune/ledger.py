@@ -57,17 +57,19 @@ def params_of(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if "." in k}
 
 
+def trial_identity(trial_id: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Which trial of the study this is: its id, stage, arm, seed and (confirm runs) tuned trial."""
+    study = config.get("study", {})
+    return {"trial_id": trial_id, "stage": study.get("stage"), "arm": study.get("arm"), "seed": study.get("seed"),
+            "tuned_trial": study.get("tuned_trial")}
+
+
 def entry_for(trial_id: str, config: dict[str, Any], result: dict[str, Any] | None, *, path: str | None,
               checkpoint: str | None) -> dict[str, Any]:
     """A ledger entry for a trial that ended without error."""
-    study = dict(config.get("study", {}))
     return {
-        "trial_id": trial_id,
-        "stage": study.get("stage"),
-        "arm": study.get("arm"),
-        "seed": study.get("seed"),
-        "tuned_trial": study.get("tuned_trial"),
-        "study": study,
+        **trial_identity(trial_id, config),
+        "study": dict(config.get("study", {})),
         "params": params_of(config),
         "result": _scalars(result),
         "path": path,

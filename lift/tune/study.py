@@ -101,7 +101,7 @@ from ray import tune
 from lift.atomic import atomic_path, atomic_write_text
 from lift.config import ConfigError, Config, config_from_dict, save_config
 from lift.report import decision
-from lift.tune.ledger import LEDGER_DIR, TrialLedger
+from lift.tune.ledger import LEDGER_DIR, TrialLedger, params_of, trial_identity
 from lift.tune.ray_setup import Capacity, check_trial_resources
 from lift.tune.search import (
     ArmSearcher,
@@ -464,19 +464,14 @@ def _record(trial_id: str, config: dict[str, Any], metrics: dict[str, Any], erro
     final = metrics.get("val_psnr")
     if isinstance(final, (int, float)) and len(history) < iters:
         history.append(float(final))
-    study = config.get("study", {})
     return {
-        "trial_id": trial_id,
-        "stage": study.get("stage"),
-        "arm": study.get("arm"),
-        "seed": study.get("seed"),
-        "tuned_trial": study.get("tuned_trial"),
+        **trial_identity(trial_id, config),
         "status": status,
         "epochs": iters,
         "final_val_psnr": history[-1] if history else None,
         "best_val_psnr": max(history) if history else None,
         "val_psnr_history": history,
-        "params": {k: v for k, v in config.items() if "." in k},
+        "params": params_of(config),
         "error": None if error is None else f"{type(error).__name__}: {error}"[:2000],
         "trial_seconds": seconds,
         "attempts": attempts,
