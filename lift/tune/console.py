@@ -53,8 +53,9 @@ class TrialLines(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         study = _study_info(trial)
-        print(f"[{study.get('stage', 'tune')}] {self._what(study, trial)}: its worker failed; restarting it from "
-              "its last checkpoint", file=self.stream, flush=True)
+        # A dead worker and an exception in the trial (e.g. a diverged loss) both land here.
+        print(f"[{study.get('stage', 'tune')}] {self._what(study, trial)}: failed; Ray restarts it from its last "
+              "checkpoint (failure.max_failures)", file=self.stream, flush=True)
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],
                         **info: Any) -> None:

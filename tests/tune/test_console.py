@@ -43,7 +43,8 @@ def test_confirm_lines_name_the_seed_and_errors_say_so() -> None:
     lines.on_trial_result(0, [c], c, {"training_iteration": 1, "val_psnr": 25.0})
     lines.on_trial_error(0, [c], c)
     recover, failed = out.getvalue().splitlines()
-    assert recover == "[confirm] window=15,offset=1 seed 1001: its worker failed; restarting it from its last checkpoint"
+    assert recover == ("[confirm] window=15,offset=1 seed 1001: failed; Ray restarts it from its last checkpoint "
+                       "(failure.max_failures)")
     assert failed.startswith("[confirm 1/2] window=15,offset=1 seed 1001: failed for good at epoch 1/3")
 
 
