@@ -94,15 +94,49 @@ def _process_tree(root: int) -> list[int]:
     return tree
 
 
-def _kill_everything(driver: subprocess.Popen) -> None:
-    """SIGKILL the driver's process group and every process it started (Ray's may leave the group)."""
+def _signal_everything(driver: subprocess.Popen, sig: signal.Signals) -> None:
+    """Send `sig` to the driver's process group and every process it started (Ray's may leave the group)."""
     pids = _process_tree(driver.pid)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(driver.pid, signal.SIGKILL)
+        os.killpg(driver.pid, sig)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
+
+
+def _kill_everything(driver: subprocess.Popen) -> None:
+    _signal_everything(driver, signal.SIGKILL)
     driver.wait()
+
+
+def _crash_ready(trials_dir: Path, ledger: TrialLedger) -> bool:
+    """A tuning trial finished (in the ledger) and another is midway with a checkpoint on record."""
+    recorded = ledger.entries()
+    _, midway = _snapshot(trials_dir)
+    return any(e["stage"] == "tune" for e in recorded.values()) and bool(set(midway) - set(recorded))
+
+
+def _crash_when_ready(driver: subprocess.Popen, trials_dir: Path, ledger: TrialLedger, delay: float,
+                      timeout: float) -> int | None:
+    """SIGKILL the whole study at a random moment (`delay` after the crash state first appears) at
+    which the crash state holds. The study is frozen (SIGSTOP) while the state is checked, so the
+    check and the crash see the same files: on a fast machine the midway trial may otherwise finish
+    between the two. When the state has passed, the study thaws and the wait goes on. Returns the
+    driver's exit code if it ended by itself first."""
+    deadline = time.monotonic() + timeout
+    ready_since: float | None = None
+    while time.monotonic() < deadline and driver.poll() is None:
+        if ready_since is None and _crash_ready(trials_dir, ledger):
+            ready_since = time.monotonic()
+        if ready_since is not None and time.monotonic() - ready_since >= delay:
+            _signal_everything(driver, signal.SIGSTOP)
+            if _crash_ready(trials_dir, ledger):
+                break
+            _signal_everything(driver, signal.SIGCONT)
+        time.sleep(0.1)
+    exit_code = driver.poll()
+    _kill_everything(driver)
+    return exit_code
 
 
 @pytest.fixture(scope="module")
@@ -120,17 +154,7 @@ def study(ray_session: str, tiny_study, tmp_path_factory) -> dict[str, Any]:
     with open(log, "w") as fh:
         driver = subprocess.Popen(cmd, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, env=env,
                                   start_new_session=True)
-        deadline = time.monotonic() + 400
-        midway: dict[str, Path] = {}
-        # Crash once a trial has finished and another is midway, with a checkpoint on record.
-        while time.monotonic() < deadline and driver.poll() is None:
-            _, midway = _snapshot(out / "trials")
-            if ledger.entries() and midway:
-                break
-            time.sleep(0.2)
-        time.sleep(delay)  # a random moment after that
-        exit_code = driver.poll()
-        _kill_everything(driver)
+        exit_code = _crash_when_ready(driver, out / "trials", ledger, delay, timeout=400)
     assert exit_code is None, f"the first driver ended by itself (exit {exit_code}):\n{log.read_text()[-4000:]}"
     recorded = ledger.entries()
     finished = {tid: Path(e["path"]) for tid, e in recorded.items() if e["stage"] == "tune"}
