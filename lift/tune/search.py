@@ -5,26 +5,27 @@ slots do not idle at the end of an arm or stage and actors are reused throughout
 has its own search, budget, concurrency limit and early stopping:
 
 - :class:`ArmSearcher` hands out tuning trials arm by arm (the arm with the fewest trials so far
-  first), exactly ``num_samples`` per arm, each from that arm's own seeded TPE ``OptunaSearch``
-  behind a ``ConcurrencyLimiter``, and tags every config with its arm. When all tuning trials of
-  an arm have ended, it queues that arm's confirm runs (best configuration x seeds); those run
-  while other arms are still tuning.
-- :class:`PerArmScheduler` routes each tuning trial to its arm's own ``ASHAScheduler``, so trials
-  only compete with trials of the same arm; confirm runs are never stopped early.
+  first), exactly ``num_samples`` per arm, each from that arm's own seeded TPE study
+  (:class:`OptunaArmSearch`) behind a stock ``ConcurrencyLimiter``, and tags every config with its
+  arm. When all tuning trials of an arm have ended, it queues that arm's confirm runs (best
+  configuration x seeds); those run while other arms are still tuning.
+- :class:`PerArmScheduler` routes each tuning trial to its arm's own stock ``ASHAScheduler``, so
+  trials only compete with trials of the same arm; confirm runs are never stopped early.
 
-Ray's ``OptunaSearch`` reports every epoch's ``val_psnr`` to the Optuna trial as an intermediate
-value and, when Tune ends the trial, tells Optuna COMPLETE with the *last* value. A trial that ASHA
-stopped after one epoch thus enters TPE as a finished trial whose 1-epoch PSNR is compared with the
-full-budget PSNR of the survivors: TPE learns from values measured at different budgets.
+Why not Ray's ``OptunaSearch``: it reports every epoch's ``val_psnr`` to the Optuna trial as an
+intermediate value and, when Tune ends the trial, tells Optuna COMPLETE with the *last* value. A
+trial that ASHA stopped after one epoch would enter TPE as a finished trial whose 1-epoch PSNR is
+compared with the full-budget PSNR of the survivors: TPE would learn from values measured at
+different budgets. Changing that (and resuming after a crash) needed its private attributes, so
+:class:`OptunaArmSearch` is a Tune ``Searcher`` of its own over Optuna's public ask-and-tell API.
 
-The choice made here: :class:`BudgetAwareOptunaSearch` tells Optuna **PRUNED** for any trial that
-ended (without error) before the full budget ``max_t`` epochs, keeping its per-epoch intermediate
-values; only full-budget trials are COMPLETE, with their final validation PSNR. Optuna's TPE
-already ranks PRUNED trials below every COMPLETE one, ordered by how far they got and then by
-their last intermediate value (``optuna.samplers._tpe.sampler._split_pruned_trials``), which is
-exactly ASHA's verdict, and ``study.best_trial`` only considers full-budget trials. The Optuna
-study (``optuna.db``) therefore reads the same way in Optuna's own tools: COMPLETE = trained to the
-end, PRUNED = stopped by ASHA, FAIL = errored.
+The choice made here: a trial that ended (without error) before the full budget ``max_t`` epochs
+is told **PRUNED**, keeping its per-epoch intermediate values; only full-budget trials are
+COMPLETE, with their final validation PSNR; errors are FAIL. Optuna's TPE already ranks PRUNED
+trials below every COMPLETE one, ordered by how far they got and then by their last intermediate
+value, which is exactly ASHA's verdict, and ``study.best_trial`` only considers full-budget trials.
+The Optuna study (``optuna.db``) therefore reads the same way in Optuna's own tools: COMPLETE =
+trained to the end, PRUNED = stopped by ASHA, FAIL = errored.
 
 Each Optuna trial carries user attributes ``ray_trial_id`` and ``arm`` to map it to Tune's trial.
 """
@@ -41,7 +42,6 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
-from ray.tune.search.optuna import OptunaSearch
 
 from lift.tune.ledger import TrialLedger, entry_for
 from lift.tune.study_config import SearchParam
@@ -50,118 +50,153 @@ METRIC = "val_psnr"
 MODE = "max"
 
 
-class BudgetAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that records trials stopped before `max_t` results as PRUNED (see module doc)."""
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
-    def __init__(self, *args: Any, max_t: int, arm: str = "", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+def _step(result: dict) -> int:
+    return int(result.get("training_iteration", 0))
+
+
+class _PickledState:
+    """save/restore of the whole object: Tune snapshots searcher and scheduler state with the
+    experiment, and the per-arm searchers and schedulers (Optuna studies included: RDBStorage
+    pickles as its URL) travel inside it."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__dict__, fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+
+class OptunaArmSearch(_PickledState, Searcher):
+    """One arm's seeded TPE study as a Tune searcher, through Optuna's ask-and-tell API only.
+
+    A Tune trial id maps to the Optuna trial asked for it; the handle (``optuna.trial.Trial``)
+    travels in Tune's searcher snapshot. After a driver crash Optuna's storage may be ahead of that
+    snapshot; the storage is then the truth (see :meth:`adopt` and :meth:`_orphan`).
+    """
+
+    def __init__(self, *, storage: optuna.storages.RDBStorage, study_name: str,
+                 space: dict[str, optuna.distributions.BaseDistribution], sampler: optuna.samplers.BaseSampler,
+                 max_t: int, arm: str = "") -> None:
+        super().__init__(metric=METRIC, mode=MODE)
+        # Ray's OptunaSearch also disables Optuna's pruner: ASHA decides stops, Optuna records them.
+        self._study = optuna.create_study(storage=storage, sampler=sampler, pruner=optuna.pruners.NopPruner(),
+                                          study_name=study_name, direction="maximize", load_if_exists=True)
+        self._storage = storage
+        self._study_name = study_name
+        self._space = dict(space)
         self._max_t = int(max_t)
         self._arm = arm
+        self._trials: dict[str, optuna.trial.Trial] = {}
+        self._done: set[str] = set()
         self._last_step: dict[str, int] = {}
 
-    def suggest(self, trial_id: str) -> dict | None:
-        new = trial_id not in self._ot_trials
-        if new:
-            orphan = self._orphan()
-            if orphan is not None:  # OptunaSearch.suggest then uses its sampled parameters
-                self._ot_trials[trial_id] = orphan
-        config = super().suggest(trial_id)
-        if new and trial_id in self._ot_trials:
-            ot_trial = self._ot_trials[trial_id]
-            ot_trial.set_user_attr("ray_trial_id", trial_id)
-            ot_trial.set_user_attr("arm", self._arm)
-        return config
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True  # the space, metric and mode are this arm's own
+
+    def _frozen(self, number: int) -> optuna.trial.FrozenTrial:
+        return next(t for t in self._study.get_trials(deepcopy=False) if t.number == number)
+
+    def _handle(self, number: int) -> optuna.trial.Trial:
+        """A handle on an Optuna trial asked by an earlier driver (its number is in the storage)."""
+        # Public storage API for the storage's trial id; Trial(study, trial_id) is how ask() builds it.
+        study_id = self._storage.get_study_id_from_name(self._study_name)
+        return optuna.trial.Trial(self._study, self._storage.get_trial_id_from_study_id_trial_number(study_id, number))
 
     def _orphan(self) -> optuna.trial.Trial | None:
         """A RUNNING Optuna trial this searcher does not know: asked after the last Tune snapshot
         by a driver that then died. After a resume it is handed out again (its parameters were
         drawn by the same TPE), so the study keeps exactly one Optuna trial per Tune trial."""
-        known = {t.number for t in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        known = {t.number for t in self._trials.values()}
+        for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen.number not in known:
-                # Optuna's own ask() builds Trial(study, storage id) the same way.
-                return optuna.trial.Trial(self._ot_study, frozen._trial_id)
+                return self._handle(frozen.number)
         return None
 
+    def suggest(self, trial_id: str) -> dict | None:
+        if trial_id not in self._trials:
+            trial = self._orphan() or self._study.ask(fixed_distributions=self._space)
+            trial.set_user_attr("ray_trial_id", trial_id)
+            trial.set_user_attr("arm", self._arm)
+            self._trials[trial_id] = trial
+        return dict(self._trials[trial_id].params)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        super().on_trial_result(trial_id, result)
-        self._last_step[trial_id] = max(self._last_step.get(trial_id, 0), int(result.get("training_iteration", 0)))
+        if trial_id in self._done or trial_id not in self._trials:
+            return
+        self._trials[trial_id].report(result[METRIC], _step(result))
+        self._last_step[trial_id] = max(self._last_step.get(trial_id, 0), _step(result))
 
     def _told_state(self, trial_id: str) -> TrialState | None:
         """The state Optuna's storage holds for this trial if it is finished there, else None.
         After a crash the storage may be ahead of Tune's snapshot: told before the driver died."""
-        number = self._ot_trials[trial_id].number
-        frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
-        return frozen.state if frozen.state.is_finished() else None
+        state = self._frozen(self._trials[trial_id].number).state
+        return state if state.is_finished() else None
 
     def adopt(self, trial_id: str, params: dict[str, Any], result: dict[str, Any]) -> bool:
         """Take over a finished Tune trial that this (restored) searcher never saw (see
         lift.tune.ledger). Returns True when it is mapped to its Optuna trial (the one tagged with
         its ray_trial_id; the caller then completes it with on_trial_complete), False when
         Optuna's storage had no trace of it and it was added there as finished, from `result`."""
-        if trial_id in self._ot_trials:
+        if trial_id in self._trials:
             return True
-        for frozen in self._ot_study.get_trials(deepcopy=False):
+        for frozen in self._study.get_trials(deepcopy=False):
             if frozen.user_attrs.get("ray_trial_id") == trial_id:
-                self._ot_trials[trial_id] = optuna.trial.Trial(self._ot_study, frozen._trial_id)
+                self._trials[trial_id] = self._handle(frozen.number)
                 return True
-        step = int(result.get("training_iteration", 0))
-        value = result.get(self.metric)
-        finite = isinstance(value, (int, float)) and math.isfinite(value)
-        full = step >= self._max_t and finite
-        self._ot_study.add_trial(optuna.trial.create_trial(
-            params=params, distributions={k: self._space[k] for k in params},
-            state=TrialState.COMPLETE if full else TrialState.PRUNED, value=float(value) if full else None,
-            intermediate_values={step: float(value)} if finite else None,
-            user_attrs={"ray_trial_id": trial_id, "arm": self._arm}))
-        self._completed_trials.add(trial_id)
+        self._study.add_trial(self._finished_trial(params, result, {"ray_trial_id": trial_id, "arm": self._arm}))
+        self._done.add(trial_id)
         return False
 
+    def _finished_trial(self, params: dict[str, Any], result: dict,
+                        user_attrs: dict[str, Any]) -> optuna.trial.FrozenTrial:
+        """A finished Optuna trial from a Tune trial's last result (COMPLETE at full budget, else PRUNED)."""
+        value = result.get(METRIC)
+        full = _step(result) >= self._max_t and _finite(value)
+        return optuna.trial.create_trial(
+            params=params, distributions={k: self._space[k] for k in params},
+            state=TrialState.COMPLETE if full else TrialState.PRUNED, value=float(value) if full else None,
+            intermediate_values={_step(result): float(value)} if _finite(value) else None, user_attrs=user_attrs)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        told = self._told_state(trial_id) if trial_id in self._ot_trials else None
-        if told is not None:
-            self._completed_trials.add(trial_id)
-            if told == TrialState.FAIL and not error and result is not None:
+        if trial_id not in self._trials:
+            return
+        if self._told_state(trial_id) is not None:
+            # Told before a crash, or FAIL and now restarted by a resume (restart_errored).
+            self._done.add(trial_id)
+            if not error and result is not None:
                 self._record_retry(trial_id, result)
             return
-        stopped_early = (not error and result is not None and trial_id in self._ot_trials
-                         and trial_id not in self._completed_trials
-                         and int(result.get("training_iteration", 0)) < self._max_t)
-        if not stopped_early:
-            super().on_trial_complete(trial_id, result=result, error=error)
-            return
-        # Earlier epochs reached Optuna through on_trial_result; the result that made ASHA stop the
-        # trial only comes here, and TPE ranks pruned trials by their last intermediate value.
-        ot_trial = self._ot_trials[trial_id]
-        value = result.get(self.metric)
-        step = int(result.get("training_iteration", 0))
-        if isinstance(value, (int, float)) and math.isfinite(value) and step > self._last_step.get(trial_id, 0):
-            ot_trial.report(float(value), step)
-        self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-        self._completed_trials.add(trial_id)
-
+        self._done.add(trial_id)
+        trial = self._trials[trial_id]
+        value = None if result is None else result.get(METRIC)
+        if error:
+            self._study.tell(trial, state=TrialState.FAIL)
+        elif result is None or value is None or _step(result) < self._max_t:
+            # Earlier epochs reached Optuna through on_trial_result; the result that made ASHA stop
+            # the trial only comes here, and TPE ranks pruned trials by their last intermediate value.
+            if result is not None and _finite(value) and _step(result) > self._last_step.get(trial_id, 0):
+                trial.report(float(value), _step(result))
+            self._study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self._study.tell(trial, value)  # COMPLETE, or FAIL (with Optuna's warning) if not finite
 
     def _record_retry(self, trial_id: str, result: dict) -> None:
-        """A trial Optuna already recorded (as FAIL) was restarted by a resume and ended: Optuna
+        """A trial Optuna already recorded as FAIL was restarted by a resume and ended: Optuna
         cannot change a finished trial, so the new outcome becomes a trial of its own."""
-        number = self._ot_trials[trial_id].number
-        frozen = next(t for t in self._ot_study.get_trials(deepcopy=False) if t.number == number)
-        if frozen.state != TrialState.FAIL:
-            return
-        step = int(result.get("training_iteration", 0))
-        value = result.get(self.metric)
-        full = step >= self._max_t and isinstance(value, (int, float)) and math.isfinite(value)
-        retry = optuna.trial.create_trial(
-            params=frozen.params, distributions=frozen.distributions,
-            state=TrialState.COMPLETE if full else TrialState.PRUNED,
-            value=float(value) if full else None,
-            intermediate_values={step: float(value)} if isinstance(value, (int, float)) and math.isfinite(value) else None,
-            user_attrs={**frozen.user_attrs, "retry_of_number": frozen.number})
-        self._ot_study.add_trial(retry)
+        frozen = self._frozen(self._trials[trial_id].number)
+        if frozen.state == TrialState.FAIL:
+            self._study.add_trial(self._finished_trial(frozen.params, result,
+                                                       {**frozen.user_attrs, "retry_of_number": frozen.number}))
 
 
 def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
-    """The study's Optuna storage. OptunaSearch needs an RDBStorage instance, not a URL."""
+    """The study's Optuna storage (an instance, so that the searchers can pickle it as its URL)."""
     # Only the driver writes, but a user inspecting the file meanwhile must not make it fail.
     return optuna.storages.RDBStorage(f"sqlite:///{Path(path).resolve()}",
                                       engine_kwargs={"connect_args": {"timeout": 60}})
@@ -197,8 +232,8 @@ def make_searcher(*, storage: optuna.storages.RDBStorage, study_name: str, arm_k
                   num_samples: int) -> ConcurrencyLimiter:
     """Seeded TPE for one arm behind a concurrency limit."""
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials(num_samples))
-    searcher = BudgetAwareOptunaSearch(space=optuna_space(space), metric=METRIC, mode=MODE, sampler=sampler,
-                                       study_name=study_name, storage=storage, max_t=max_t, arm=arm_key)
+    searcher = OptunaArmSearch(storage=storage, study_name=study_name, space=optuna_space(space), sampler=sampler,
+                               max_t=max_t, arm=arm_key)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
 
 
@@ -207,20 +242,6 @@ def choose_best(candidates: list[tuple[float, str, dict[str, Any]]]) -> tuple[fl
     fixed, order-independent rule, shared by the searcher and the study summary)."""
     finite = [c for c in candidates if isinstance(c[0], (int, float)) and not math.isnan(c[0])]
     return max(finite, key=lambda c: (c[0], c[1])) if finite else None
-
-
-class _PickledState:
-    """save/restore of the whole object: Tune snapshots searcher and scheduler state with the
-    experiment, and the per-arm searchers and schedulers (Optuna studies included: RDBStorage
-    pickles as its URL) travel inside it."""
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
 
 
 class ArmSearcher(_PickledState, Searcher):
@@ -247,6 +268,8 @@ class ArmSearcher(_PickledState, Searcher):
         self._adopt_pending = False
         self._ledger_confirm: set[tuple[str, int]] = set()
         self._arms = {key: searcher for key, (searcher, _) in arms.items()}
+        # The arm's own Optuna search, behind its ConcurrencyLimiter (whose `searcher` is public).
+        self._optuna = {key: s.searcher if isinstance(s, ConcurrencyLimiter) else s for key, s in self._arms.items()}
         self._info = {key: dict(info) for key, (_, info) in arms.items()}
         self._order = list(arms)
         self._budget = ({key: int(num_samples[key]) for key in arms} if isinstance(num_samples, dict)
@@ -299,8 +322,9 @@ class ArmSearcher(_PickledState, Searcher):
                 continue
             self._suggested[arm] = min(self._budget[arm], self._suggested[arm] + 1)
             self._params[trial_id] = dict(entry["params"])
-            if self.optuna_searcher(arm).adopt(trial_id, entry["params"], entry["result"]):
-                self.optuna_searcher(arm).on_trial_complete(trial_id, result=entry["result"])
+            optuna_search = self._optuna[arm]
+            if optuna_search.adopt(trial_id, entry["params"], entry["result"]):
+                optuna_search.on_trial_complete(trial_id, result=entry["result"])
             self._end(arm, trial_id, entry["result"], error=False)
 
     def suggest(self, trial_id: str) -> dict | None:
@@ -371,11 +395,6 @@ class ArmSearcher(_PickledState, Searcher):
                 continue  # finished before a crash (lift.tune.ledger)
             self._confirm_queue.append({**params, "study": {**self._info[arm], "stage": "confirm", "seed": seed,
                                                             "tuned_trial": trial_id}})
-
-    def optuna_searcher(self, arm: str) -> BudgetAwareOptunaSearch:
-        limiter = self._arms[arm]
-        return limiter.searcher if isinstance(limiter, ConcurrencyLimiter) else limiter  # type: ignore[return-value]
-
 
 
 class PerArmScheduler(_PickledState, FIFOScheduler):
