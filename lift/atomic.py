@@ -1,4 +1,5 @@
-"""Atomic file writes, used for every result the product keeps (configs, checkpoints, tables, plots).
+"""Atomic file writes, used for every result the product keeps (configs, checkpoints, tables, plots,
+JSON results: :func:`write_json` is the one JSON writer, with the one NaN/inf policy).
 
 The content goes to a temporary file beside the target, is flushed to disk, and is renamed onto the
 target: a process killed midway leaves the previous file intact and never a partial one in its place.
@@ -15,10 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 
 class OutputPathError(ValueError):
@@ -125,3 +132,30 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = True, clean_stale:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def json_safe(obj: Any) -> Any:
+    """Plain JSON values. The one NaN/inf policy of every JSON result: a non-finite number is
+    written as ``null`` (JSON has no NaN; strict parsers reject Python's ``NaN`` token), and
+    readers treat ``null`` as "no value". numpy scalars become Python numbers, paths strings,
+    pandas' missing values null, anything else its ``str``."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return str(obj)
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, sort_keys: bool = False) -> None:
+    """Write `obj` as indented JSON, atomically, with :func:`json_safe`'s NaN/inf policy."""
+    atomic_write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import sys
@@ -43,7 +42,7 @@ from tqdm import tqdm
 from PIL import Image
 
 from lift import arms as arm_names
-from lift.atomic import OutputPathError, atomic_path, atomic_write_text, check_output_dir
+from lift.atomic import OutputPathError, atomic_path, check_output_dir, write_json
 from lift.devices import resolve_device
 from lift.model.network import pad_to_multiple
 from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
@@ -266,7 +265,7 @@ class FrameSaver:
 
     def close(self) -> None:
         if self.index:
-            atomic_write_text(self.folder / FRAMES_INDEX, json.dumps(self.index, indent=1, sort_keys=True) + "\n")
+            write_json(self.folder / FRAMES_INDEX, self.index, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lift.atomic import (OutputPathError, atomic_path, atomic_write_text, check_output_dir, remove_stale_temporaries_in,
-                         stale_temporaries, temporary_path)
+                         stale_temporaries, temporary_path, write_json)
 
 
 @pytest.mark.parametrize("durable", [True, False])
@@ -73,3 +75,17 @@ def test_output_folders_that_cannot_be_written_are_named(tmp_path: Path) -> None
             check_output_dir(path, "--out")
         assert needle in str(err.value) and str(path) in str(err.value)
     assert afile.read_text() == "x"
+
+
+def test_write_json_has_one_nan_policy_for_every_result(tmp_path) -> None:
+    """NaN and +-inf are written as null (strict JSON), numpy scalars as numbers, paths as strings."""
+    path = tmp_path / "sub" / "r.json"
+    write_json(path, {"nan": float("nan"), "inf": np.float32("inf"), "x": np.float64(1.5), "n": np.int64(3),
+                      "ok": np.bool_(True), "p": tmp_path, "rows": [(1, float("-inf"))], 2: None})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text and text.endswith("\n")
+    assert json.loads(text) == {"nan": None, "inf": None, "x": 1.5, "n": 3, "ok": True, "p": str(tmp_path),
+                                "rows": [[1, None]], "2": None}
+    write_json(path, {"b": 1, "a": 2}, sort_keys=True)
+    assert list(json.loads(path.read_text())) == ["a", "b"]
+    assert not list(path.parent.glob(".*.tmp"))  # atomic: no temporary left behind

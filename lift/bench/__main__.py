@@ -8,7 +8,8 @@ import sys
 import traceback
 from types import ModuleType
 
-from lift.bench.common import format_table, write_json
+from lift.atomic import write_json
+from lift.bench.common import format_table
 
 SUBCOMMANDS = ("data", "model", "train", "metrics", "infer", "context")
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(recs), flush=True)
         records += recs
     if args.json:
-        write_json(records, args.json)
+        write_json(args.json, records)
         print(f"wrote {len(records)} records to {args.json}")
     if failed:
         print(f"error: benchmark(s) failed: {', '.join(failed)}", file=sys.stderr)

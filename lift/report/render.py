@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -11,34 +10,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from lift.atomic import atomic_write_text
+from lift.atomic import atomic_write_text, write_json
 from lift.report.analysis import Analysis, display
 from lift.report.tables import slug
-
-
-def json_safe(obj: Any) -> Any:
-    """Plain JSON values: NaN/inf become null, numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if obj is None or isinstance(obj, (int, str)):
-        return obj
-    if isinstance(obj, Path):
-        return str(obj)
-    if obj is pd.NA or obj is pd.NaT:
-        return None
-    return str(obj)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(Path(path), json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n")
 
 
 def write_table(df: pd.DataFrame, folder: Path, name: str) -> tuple[Path, Path]:

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lift.atomic import atomic_write_text
+from lift.atomic import write_json
 
 LEDGER_DIR = "ledger"
 
@@ -92,7 +92,7 @@ class TrialLedger:
         path = self._file(entry["trial_id"])
         if path.is_file():
             return False
-        atomic_write_text(path, json.dumps(entry, indent=2, allow_nan=False) + "\n")
+        write_json(path, entry)
         return True
 
     def get(self, trial_id: str) -> dict[str, Any] | None:

@@ -84,7 +84,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import math
 import os
 import shutil
 import time
@@ -98,7 +97,7 @@ import ray
 import torch
 from ray import tune
 
-from lift.atomic import atomic_path, atomic_write_text
+from lift.atomic import atomic_path, atomic_write_text, write_json
 from lift.config import ConfigError, Config, config_from_dict, save_config
 from lift.report import decision
 from lift.tune.ledger import LEDGER_DIR, TrialLedger, params_of, trial_identity
@@ -184,25 +183,6 @@ class StudyPaths:
     def state(self) -> Path:
         return self.root / STATE
 
-
-
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON without NaN/inf (strict parsers reject them): non-finite floats become strings."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
-    return value
 
 
 def _read_json(path: Path) -> Any:
@@ -374,7 +354,7 @@ class StageClock:
         self._save()
 
     def _save(self) -> None:
-        _write_json(self.path, self.state)
+        write_json(self.path, self.state)
 
     def add(self, stage: str, seconds: float, *, slots: int | None = None) -> None:
         entry = self.state["stages"].setdefault(stage, {"wall_s": 0.0, "slots": slots})
@@ -544,7 +524,7 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     _remove_unrecorded_trial_dirs(paths, {Path(r["path"]).name for r in records})
     arm_results = _arm_results(paths, study, records)
     confirm_result = _confirm_result(paths, study, records, arm_results, seeds)
-    _write_json(marker, {"experiment": str(paths.trials_dir), "arms": arm_results, "confirm": confirm_result})
+    write_json(marker, {"experiment": str(paths.trials_dir), "arms": arm_results, "confirm": confirm_result})
     return arm_results, confirm_result
 
 
@@ -668,7 +648,7 @@ def finish_baselines(paths: StudyPaths, pending: Any) -> tuple[Path, float]:
         state = _read_json(paths.baselines_dir / "timing.json") if (paths.baselines_dir / "timing.json").is_file() else {}
         return out, float(state.get("seconds", 0.0))
     df, seconds = ray.get(pending)
-    _write_json(paths.baselines_dir / "timing.json", {"seconds": seconds})
+    write_json(paths.baselines_dir / "timing.json", {"seconds": seconds})
     return write_samples_table(df, paths.baselines_dir), seconds
 
 
@@ -756,7 +736,7 @@ def write_summary(paths: StudyPaths, study: ValidatedStudy, clock: StageClock, a
         "report": {"dir": str(report_dir) if report_dir else None,
                    "command": f"python -m lift.report {paths.root} --out {report_dir or 'reports/' + paths.root.name}"},
     }
-    _write_json(paths.summary, summary)
+    write_json(paths.summary, summary)
     return summary
 
 

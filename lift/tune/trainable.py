@@ -37,7 +37,7 @@ import ray.tune
 import torch
 from ray.tune import Checkpoint
 
-from lift.atomic import atomic_path, atomic_write_text
+from lift.atomic import atomic_path, write_json
 from lift.config import Config, apply_overrides, config_from_dict
 from lift.train import fit
 from lift.tune.ledger import TrialLedger
@@ -125,10 +125,9 @@ class _TimingLog:
         so that the history travels with it to wherever the trial resumes."""
         now = time.time()
         self.record.update(values, end=now, seconds=now - self.record["start"])
-        text = json.dumps(self.records, indent=2)
-        atomic_write_text(self.path, text)
+        write_json(self.path, self.records)
         if checkpoint_dir is not None:
-            atomic_write_text(Path(checkpoint_dir) / TIMING_FILE, text)
+            write_json(Path(checkpoint_dir) / TIMING_FILE, self.records)
 
 
 def lift_trainable(config: dict[str, Any], arm_configs: dict[str, dict[str, Any]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lift.bench import model as bench_model
-from lift.bench.common import write_json
+from lift.atomic import write_json
 
 
 def test_bench_model_records_and_checks(tmp_path, capsys):
@@ -29,7 +29,7 @@ def test_bench_model_records_and_checks(tmp_path, capsys):
         assert rec["resolution"] == [32, 32] and rec["batch"] == 1
         assert rec["forward_s"] > 0 and rec["train_step_s"] > 0 and rec["samples_per_s"] > 0
     path = tmp_path / "bench.json"
-    write_json(records, path)
+    write_json(path, records)
     assert json.loads(path.read_text())[0]["bench"] == "model"
 
 
