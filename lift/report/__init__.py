@@ -2,7 +2,8 @@
 
 Library use: :mod:`lift.report.decision` has the decision on arrays (also run by the calibration);
 :mod:`lift.report.stats` has the descriptive tests on plain arrays; :func:`load_study` reads and
-validates per-sample tables; :func:`analyse` runs every comparison; :func:`write_report` writes
+validates per-sample tables; :mod:`lift.report.plan` decides which arms are compared,
+:mod:`lift.report.summaries` makes the descriptive tables, :func:`analyse` runs every comparison; :func:`write_report` writes
 report.md, results.json, tables and plots; :func:`make_report` does all of it.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from lift.report.analysis import Analysis, Comparison, ReportOptions, analyse, plan_comparisons
+from lift.report.analysis import Analysis, analyse
 from lift.report.decision import VERDICTS, Family, decide_primary, seed_cluster_test, verdict
+from lift.report.plan import Comparison, ReportOptions, plan_comparisons
 from lift.report.stats import PSNR_CEILING_DB
 from lift.report.tables import PRIMARY_METRICS, ReportError, Study, combine_tables, load_study
 

@@ -26,7 +26,6 @@ which arms are compared in which family, every test, the verdict and the caveats
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
@@ -34,70 +33,30 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from lift.arms import WINDOW_KEY, changed_factors, format_value
+from lift.arms import format_value
 from lift.report import decision, stats
+from lift.report.plan import (
+    AblationStep,
+    Comparison,
+    ReportOptions,
+    ablation_family,
+    ablation_steps,
+    display,
+    plan_comparisons,
+    primary_selectors,
+)
+from lift.report.summaries import arm_summary, completeness, seed_spread, tuning_table, validation_table
 from lift.report.tables import (
     ReportError,
     Study,
     arm_matches,
-    arm_offset,
-    arm_sort_key,
     arm_window,
     is_baseline,
     pair_arms,
     parse_arm,
     seed_average,
     seed_cluster_means,
-    seed_table,
-    sorted_arms,
 )
-
-DISPLAY = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "epe": "EPE", "epe_gt1": "EPE>1px",
-           "epe_gt3": "EPE>3px", "warp_error": "warp error"}
-UNITS = {"psnr": "dB"}
-DEFAULT_CONTROL = "window=3"
-
-
-def display(metric: str) -> str:
-    return DISPLAY.get(metric, metric)
-
-
-@dataclass
-class ReportOptions:
-    alpha: float | None = None  # None: the study's family (default 0.05)
-    procedure: str | None = None  # None: the study's family (default fixed_sequence)
-    treatments: list[str] | None = None
-    controls: list[str] | None = None
-    ablation_family: str | None = None  # None: the study config's report.ablation_family (default secondary)
-    n_permutations: int = 10_000
-    level: float = 0.95
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.alpha is not None and not 0 < self.alpha < 1:
-            raise ReportError(f"--alpha must be in (0, 1), got {self.alpha}")
-        if self.procedure is not None and self.procedure not in decision.PROCEDURES:
-            raise ReportError(f"--procedure {self.procedure!r}: expected one of {', '.join(decision.PROCEDURES)}")
-        if self.ablation_family is not None and self.ablation_family not in decision.ABLATION_FAMILIES:
-            raise ReportError(f"--ablation-family {self.ablation_family!r}: expected one of "
-                              f"{', '.join(decision.ABLATION_FAMILIES)}")
-        if self.n_permutations < 100:
-            raise ReportError(f"--n_permutations must be at least 100, got {self.n_permutations}")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    treatment: str
-    control: str
-    family: str  # "primary", "secondary", "ablation" (the ablation table's own Holm family) or "sanity"
-
-    @property
-    def primary(self) -> bool:
-        return self.family == "primary"
-
-    @property
-    def label(self) -> str:
-        return f"{self.treatment} vs {self.control}"
 
 
 @dataclass
@@ -113,338 +72,6 @@ class Analysis:
     caveats: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-
-# ---------------------------------------------------------------------------------------------
-# Which arms are compared
-# ---------------------------------------------------------------------------------------------
-
-def validation_scores(study: Study) -> dict[str, float]:
-    """Best validation PSNR per arm: from the tuning summary's trials, else from val rows (mean per trial)."""
-    scores: dict[str, float] = {}
-    for arm, info in study.summary.get("arm_info", {}).items():
-        if info.get("best_val_psnr") is not None:
-            scores[arm] = float(info["best_val_psnr"])
-    if scores:
-        return scores
-    for trial in study.summary.get("trials", []):
-        arm, value = trial.get("arm"), trial.get("best_val_psnr")
-        if isinstance(arm, str) and isinstance(value, (int, float)) and math.isfinite(float(value)):
-            scores[arm] = max(scores.get(arm, -math.inf), float(value))
-    if scores:
-        return scores
-    val = study.val
-    if not val.empty and "psnr" in val.columns:
-        per_trial = val.groupby(["arm", "trial_id", "seed"])["psnr"].mean()
-        for (arm, _, _), value in per_trial.items():
-            if math.isfinite(value):
-                scores[arm] = max(scores.get(arm, -math.inf), float(value))
-    return scores
-
-
-def _match(selector: str, arms: Sequence[str], what: str, study: Study) -> list[str]:
-    found = [a for a in arms if arm_matches(selector, a)]
-    if not found:
-        val_only = [a for a in study.val_arms if arm_matches(selector, a)]
-        hint = (f"; {', '.join(val_only)} only has validation rows (confirm stage missing)" if val_only else "")
-        raise ReportError(
-            f"{what} {selector!r} matches no arm with test rows; arms with test rows: {', '.join(arms)}{hint} "
-            f"(files: {', '.join(study.sources)})"
-        )
-    return found
-
-
-def report_section(study: Study) -> dict[str, Any]:
-    """The study config's ``report:`` section as study_summary.json recorded it (empty without one)."""
-    config = study.summary.get("config")
-    section = config.get("report") if isinstance(config, dict) else None
-    return section if isinstance(section, dict) else {}
-
-
-def arm_factors(study: Study) -> dict[str, dict[str, Any]]:
-    """Each arm's factor values as study_summary.json recorded them (arms without them are left out)."""
-    return {arm: info["factors"] for arm, info in study.summary.get("arm_info", {}).items()
-            if isinstance(info.get("factors"), dict)}
-
-
-@dataclass(frozen=True)
-class AblationStep:
-    """One row of the ablation table: the base arm against an arm that changes exactly one factor.
-
-    Tested as the comparison ``base`` (treatment) vs ``changed`` (control), like the primary comparison of
-    a window-15 base against its window-3 change: a positive improvement means the base level is better.
-    """
-
-    factor: str
-    base_level: Any
-    changed_level: Any
-    base: str
-    changed: str
-
-
-def ablation_steps(study: Study) -> list[AblationStep]:
-    """Every arm with test rows that differs from the study's base arm in exactly one factor, in the study's
-    arm order (one_at_a_time: one per factor change; grid: the base's one-factor neighbours)."""
-    base = study.summary.get("base_arm")
-    factors = arm_factors(study)
-    if not isinstance(base, str) or base not in factors or base not in study.test_arms:
-        return []
-    steps = []
-    for arm in study.summary.get("arms", []):
-        if arm == base or arm not in factors or arm not in study.test_arms:
-            continue
-        changes = changed_factors(factors[arm], factors[base])
-        if len(changes) == 1:
-            key = changes[0]
-            steps.append(AblationStep(key, factors[base].get(key), factors[arm].get(key), base, arm))
-    return steps
-
-
-def primary_selectors(study: Study, options: ReportOptions) -> tuple[ReportOptions, list[str]]:
-    """The primary comparison's selectors: the command line's, else the study config's ``report.treatment`` /
-    ``report.control``, else (a one_at_a_time study whose base arm has a window above 3, the PICO's window 15
-    in the presets) the base arm against its window-3 change; what is left unset falls to
-    :func:`plan_comparisons`' defaults."""
-    notes: list[str] = []
-    section = report_section(study)
-    treatments, controls = options.treatments, options.controls
-    if not treatments and isinstance(section.get("treatment"), str):
-        treatments = [section["treatment"]]
-        notes.append(f"treatment {section['treatment']!r}: the study config's report.treatment")
-    if not controls and isinstance(section.get("control"), str):
-        controls = [section["control"]]
-        notes.append(f"control {section['control']!r}: the study config's report.control")
-    config = study.summary.get("config")
-    design = (config.get("arms") or {}).get("design") if isinstance(config, dict) else None
-    base = study.summary.get("base_arm")
-    if design == "one_at_a_time" and not treatments and not controls and isinstance(base, str):
-        window_steps = [s for s in ablation_steps(study) if s.factor == WINDOW_KEY and s.changed_level == 3]
-        base_window = arm_factors(study).get(base, {}).get(WINDOW_KEY)
-        if isinstance(base_window, int) and base_window > 3 and window_steps:
-            treatments, controls = [base], [window_steps[0].changed]
-            notes.append(f"primary comparison: the one_at_a_time base arm {base} against its window-3 change "
-                         f"{window_steps[0].changed} (the PICO's wide window vs window 3)")
-    return replace(options, treatments=treatments, controls=controls), notes
-
-
-def ablation_family(study: Study, options: ReportOptions) -> str:
-    """Where the ablation rows are tested: the command line's choice, else the study config's, else secondary."""
-    choice = options.ablation_family or report_section(study).get("ablation_family") or "secondary"
-    if choice not in decision.ABLATION_FAMILIES:
-        raise ReportError(f"the study config's report.ablation_family {choice!r} "
-                          f"({', '.join(study.summary.get('sources', []))}): expected one of "
-                          f"{', '.join(decision.ABLATION_FAMILIES)}")
-    return str(choice)
-
-
-def plan_comparisons(study: Study, options: ReportOptions) -> tuple[list[Comparison], list[str]]:
-    """Decide the comparisons (see the module docstring for the rules); returns them and notes on the choice."""
-    arms = study.test_arms
-    notes: list[str] = []
-    baselines = [a for a in arms if is_baseline(a)]
-    if options.controls:
-        primary_controls: list[str] = []
-        for sel in options.controls:
-            found = _match(sel, arms, "control selector", study)
-            if len(found) > 1:
-                raise ReportError(f"control selector {sel!r} is ambiguous: it matches {', '.join(found)}; give the full arm")
-            primary_controls.append(found[0])
-        # the baselines stay in the secondary family (STATISTICS.md) whoever names the control
-        secondary_controls = [b for b in baselines if b not in primary_controls]
-    else:
-        threes = [a for a in arms if not is_baseline(a) and arm_window(a) == 3]
-        if len(threes) > 1:
-            raise ReportError(f"several window=3 arms ({', '.join(threes)}): choose the control with --control")
-        if threes:
-            primary_controls, secondary_controls = threes, baselines
-        else:
-            primary_controls, secondary_controls = baselines, []
-            notes.append(
-                f"no {DEFAULT_CONTROL} arm with test rows: the treatment is compared with the baselines only, "
-                f"which cannot show that far context helps"
-            )
-    primary_controls = list(dict.fromkeys(primary_controls))
-    controls = primary_controls + [c for c in secondary_controls if c not in primary_controls]
-    if options.treatments:
-        treatments: list[str] = []
-        for sel in options.treatments:
-            treatments.extend(_match(sel, arms, "treatment selector", study))
-        treatments = [t for t in dict.fromkeys(treatments) if t not in primary_controls]
-        if not treatments:
-            raise ReportError(f"the treatment selector(s) {', '.join(options.treatments)} only match the control arm(s)")
-        if any(len([a for a in arms if arm_matches(s, a)]) > 1 for s in options.treatments):
-            notes.append(f"the treatment selector matches several arms; each is compared: {', '.join(treatments)}")
-    else:
-        candidates = [a for a in arms if not is_baseline(a) and a not in controls and arm_window(a) is not None]
-        if not candidates:
-            candidates = [a for a in arms if a not in controls]
-        if not candidates:
-            raise ReportError(
-                f"nothing to compare: the test rows hold only the arm(s) {', '.join(arms)}; "
-                f"a report needs a treatment arm and a control arm"
-            )
-        largest = max((arm_window(a) or 0) for a in candidates)
-        widest = [a for a in candidates if (arm_window(a) or 0) == largest]
-        treatments = widest
-        if len(widest) > 1:
-            scores = validation_scores(study)
-            if all(a in scores for a in widest):
-                best = max(widest, key=lambda a: scores[a])
-                treatments = [best]
-                notes.append(
-                    f"treatment {best} chosen as the window={largest} arm with the best validation PSNR "
-                    f"({', '.join(f'{a}: {scores[a]:.3f}' for a in widest)})"
-                )
-            else:
-                notes.append(f"no validation scores to pick one window={largest} arm: each is compared ({', '.join(widest)})")
-        else:
-            notes.append(f"treatment {widest[0]}: the largest-window arm (default; change with --treatment)")
-    if not controls:
-        raise ReportError(
-            f"no control arm: the test rows hold {', '.join(arms)}, with no {DEFAULT_CONTROL} and no baseline arm; "
-            f"give one with --control"
-        )
-    comparisons = [Comparison(t, c, "primary") for t in treatments for c in primary_controls if t != c]
-    comparisons += [Comparison(t, c, "secondary") for t in treatments for c in controls
-                    if c not in primary_controls and t != c]
-    if not comparisons:
-        raise ReportError("no comparison left after removing arms compared with themselves")
-    return comparisons, notes
-
-
-# ---------------------------------------------------------------------------------------------
-# Study completeness
-# ---------------------------------------------------------------------------------------------
-
-def completeness(study: Study) -> tuple[dict[str, Any], list[str]]:
-    """Which arms or seeds are missing from the test rows, relative to the summary, val rows and other arms."""
-    test = study.test
-    expected = sorted_arms(set(study.summary.get("arms", [])) | set(study.val_arms) | set(study.test_arms))
-    missing_arms = [a for a in expected if a not in study.test_arms]
-    seeds = {a: sorted(int(s) for s in test.loc[test["arm"] == a, "seed"].unique()) for a in study.test_arms}
-    model_seeds = sorted({s for a, ss in seeds.items() if not is_baseline(a) for s in ss})
-    missing_seeds = {a: [s for s in model_seeds if s not in ss]
-                     for a, ss in seeds.items() if not is_baseline(a) and any(s not in ss for s in model_seeds)}
-    caveats = []
-    if missing_arms:
-        caveats.append(
-            f"partial study: arm(s) {', '.join(missing_arms)} appear in the tuning summary or validation rows but have "
-            f"no test rows (confirm stage not run or failed); they are not tested"
-        )
-    for arm, miss in missing_seeds.items():
-        caveats.append(f"partial study: arm {arm} lacks test seed(s) {', '.join(map(str, miss))} that other arms have "
-                       f"(has {', '.join(map(str, seeds[arm]))}); its values are averaged over the seeds present")
-    info = {"expected_arms": expected, "test_arms": study.test_arms, "missing_arms": missing_arms,
-            "seeds": {a: s for a, s in seeds.items()}, "missing_seeds": missing_seeds}
-    return info, caveats
-
-
-def tuning_table(study: Study) -> tuple[pd.DataFrame, list[str]]:
-    """Trials per arm, failures and the best configuration, from study_summary.json or the val rows."""
-    trials = study.summary.get("trials", [])
-    caveats: list[str] = []
-    rows = []
-    if trials:
-        by_arm: dict[str, list[dict]] = {}
-        for t in trials:
-            by_arm.setdefault(str(t.get("arm", "?")), []).append(t)
-        arm_info = study.summary.get("arm_info", {})
-        for arm in sorted_arms(by_arm):
-            ts = by_arm[arm]
-            failed = [t for t in ts if _failed(t)]
-            stopped = [t for t in ts if "STOP" in str(t.get("status", "")).upper()]
-            scored = [t for t in ts if isinstance(t.get("best_val_psnr"), (int, float))
-                      and math.isfinite(float(t["best_val_psnr"]))]
-            best = max(scored, key=lambda t: float(t["best_val_psnr"])) if scored else None
-            info = arm_info.get(arm, {})
-            if info.get("best_val_psnr") is not None:  # the study's own choice of the best trial wins
-                best_trial, best_val = str(info.get("best_trial") or ""), float(info["best_val_psnr"])
-                match = next((t for t in ts if str(t.get("trial_id")) == best_trial), None)
-                config = info.get("best_params") or (match or {}).get("config", {})
-            else:
-                best_trial = str(best.get("trial_id", "")) if best else ""
-                best_val = float(best["best_val_psnr"]) if best else float("nan")
-                config = best.get("config", {}) if best else {}
-            rows.append({
-                "arm": arm, "n_trials": len(ts), "n_failed": len(failed), "n_stopped_early": len(stopped),
-                "best_trial": best_trial, "best_val_psnr": best_val,
-                "best_config": json.dumps(config, sort_keys=True, default=str) if config else "",
-                "source": "study_summary.json",
-            })
-            if failed:
-                caveats.append(f"arm {arm}: {len(failed)} of {len(ts)} tuning trial(s) failed")
-    elif not study.val.empty:
-        val = study.val
-        metrics = [m for m in study.metrics if m in val.columns]
-        for arm in sorted_arms(val["arm"].unique()):
-            per_trial = val[val["arm"] == arm].groupby(["trial_id", "seed"])[metrics].mean().reset_index()
-            best = per_trial.sort_values("psnr", ascending=False).iloc[0] if "psnr" in metrics else per_trial.iloc[0]
-            rows.append({
-                "arm": arm, "n_trials": int(per_trial["trial_id"].nunique()), "n_failed": 0, "n_stopped_early": 0,
-                "best_trial": str(best["trial_id"]),
-                "best_val_psnr": float(best["psnr"]) if "psnr" in metrics else float("nan"),
-                "best_config": "", "source": "val rows",
-            })
-    confirm_failed = [r for r in study.summary.get("confirm", []) if _failed(r)]
-    for run in confirm_failed:
-        caveats.append(f"arm {run.get('arm', '?')}: the confirm run with seed {run.get('seed', '?')} failed "
-                       f"(trial {run.get('trial_id', '?')})")
-    listed = sum(r["n_failed"] for r in rows if r["source"] == "study_summary.json") + len(confirm_failed)
-    total_failed = int(study.summary.get("failed_trials", 0) or 0)
-    if total_failed > listed:
-        caveats.append(f"the study summary reports {total_failed} failed trial(s) in total")
-    return pd.DataFrame(rows, columns=["arm", "n_trials", "n_failed", "n_stopped_early", "best_trial",
-                                       "best_val_psnr", "best_config", "source"]), caveats
-
-
-def _failed(record: dict[str, Any]) -> bool:
-    status = str(record.get("status", "")).upper()
-    return "ERROR" in status or "FAIL" in status
-
-
-def validation_table(study: Study) -> pd.DataFrame:
-    """Mean validation metrics per arm and trial (summarised only, never tested)."""
-    val = study.val
-    if val.empty:
-        return pd.DataFrame(columns=["arm", "trial_id", "seed", "n"])
-    cols = [m for m in study.metrics if m in val.columns]
-    g = val.groupby(["arm", "trial_id", "seed"])
-    out = g[cols].mean()
-    out.insert(0, "n", g.size())
-    out = out.reset_index()
-    out["_k"] = out["arm"].map(arm_sort_key)
-    return out.sort_values(["_k", "trial_id"]).drop(columns="_k").reset_index(drop=True)
-
-
-def arm_summary(study: Study, level: float) -> pd.DataFrame:
-    """Per test arm: samples, videos, clusters, seeds, and each metric's mean over clusters with a t interval
-    over the per-cluster means (of seed-averaged samples)."""
-    test = study.test
-    cols = study.metrics + study.flow_metrics
-    rows = []
-    for arm in study.test_arms:
-        avg = seed_average(test, arm, cols)
-        row: dict[str, Any] = {
-            "arm": arm, "window": arm_window(arm), "offset": arm_offset(arm), "baseline": is_baseline(arm),
-            "n": len(avg), "n_videos": int(avg["video_id"].nunique()), "n_clusters": int(avg["cluster_id"].nunique()),
-            "seeds": ",".join(map(str, sorted(test.loc[test["arm"] == arm, "seed"].unique()))),
-            "n_psnr_capped": study.n_psnr_capped.get(arm, 0),
-        }
-        for m in cols:
-            vals = avg[m].to_numpy(dtype=float)
-            ok = np.isfinite(vals)
-            if not ok.any():
-                row.update({f"{m}_mean": float("nan"), f"{m}_ci_low": float("nan"), f"{m}_ci_high": float("nan")})
-                continue
-            _, cmeans, _ = stats.video_means(vals[ok], avg["cluster_id"].to_numpy()[ok])
-            mean, lo, hi = stats.t_interval(cmeans, level)
-            row.update({f"{m}_mean": mean, f"{m}_ci_low": lo, f"{m}_ci_high": hi})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-# ---------------------------------------------------------------------------------------------
-# The comparisons
-# ---------------------------------------------------------------------------------------------
 
 def _per_seed_diffs(study: Study, comp: Comparison, metric: str) -> list[dict[str, Any]]:
     """Mean raw difference per seed (cluster-weighted), pairing seed with seed when both arms share >= 2 seeds,
@@ -735,6 +362,55 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
     options = options or ReportOptions()
     options.validate()
     family, family_notes = resolve_family(study, options)
+    comparisons, steps, step_comparisons, notes = _plan(study, options)
+    notes = list(study.notes) + notes + family_notes
+    info, caveats = completeness(study)
+    tuning, tuning_caveats = tuning_table(study)
+    caveats += tuning_caveats
+    metrics = list(family.endpoints)
+    comps = [_comparison(study, comp, metrics, options, family, i) for i, comp in enumerate(comparisons)]
+    verdict, reason, ablation = _decide(comps, steps, step_comparisons, family, options.level)
+    per_cluster, seed_rows = _detach_internals(comps)
+    prim = [c for c in comps if c["family"] == "primary"]
+    n_clusters = min((c["n_clusters"] for c in prim), default=0)
+    design = {
+        "n_clusters": n_clusters,
+        "min_achievable_p": decision.min_achievable_p(n_clusters, family.procedure, len(metrics)),
+        "clusters_needed": decision.clusters_needed(family.alpha, family.procedure, len(metrics)),
+        "min_seeds": decision.MIN_SEEDS,
+    }
+    caveats += _comparison_caveats(comps, seed_rows, family.alpha, design)
+    spread, spread_summary = seed_spread(study.test, metrics)
+    tables = _tables(study, options, comps, per_cluster, seed_rows, spread, spread_summary, tuning, ablation)
+    results = {
+        "verdict": verdict,
+        "verdict_reason": reason,
+        "decision": decision_sentence(comps, verdict, reason, family),
+        "reject_h0": bool(verdict == decision.VERDICTS[0]),
+        "alpha": float(family.alpha),
+        "family": family.to_dict(),
+        "design": design,
+        "comparisons": comps,
+        "ablation": {"base_arm": study.summary.get("base_arm"), "family": ablation_family(study, options),
+                     "rows": ablation} if ablation else None,
+        **_method(study, options, family, metrics),
+        "study": info,
+        "seed_spread": spread_summary,
+        "seed_differences": seed_rows,
+        "tuning": tuning.to_dict(orient="records"),
+        "caveats": caveats,
+        "notes": notes,
+        "sources": study.sources,
+        "summary_sources": study.summary.get("sources", []),
+    }
+    return Analysis(results=results, tables=tables, per_cluster=per_cluster, comparisons=comparisons,
+                    study=study, options=options, caveats=caveats, notes=notes)
+
+
+def _plan(study: Study, options: ReportOptions) -> tuple[list[Comparison], list[AblationStep], list[Comparison],
+                                                         list[str]]:
+    """Every comparison to run (primary, secondary, sanity, ablation), the ablation steps and the notes
+    on how the arms were chosen."""
     selected, selector_notes = primary_selectors(study, options)
     planned, notes = plan_comparisons(study, selected)
     primary = [c for c in planned if c.primary]
@@ -742,20 +418,18 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
     steps = ablation_steps(study)
     step_comparisons = _ablation_comparisons(steps, comparisons, ablation_family(study, options))
     comparisons += [c for c in step_comparisons if c not in comparisons]
-    notes = list(study.notes) + selector_notes + notes + family_notes
-    info, caveats = completeness(study)
-    tuning, tuning_caveats = tuning_table(study)
-    caveats += tuning_caveats
-    test = study.test
-    metrics = list(family.endpoints)
+    return comparisons, steps, step_comparisons, selector_notes + notes
 
-    comps = [_comparison(study, comp, metrics, options, family, i) for i, comp in enumerate(comparisons)]
+
+def _decide(comps: list[dict[str, Any]], steps: Sequence[AblationStep], step_comparisons: Sequence[Comparison],
+            family: decision.Family, level: float) -> tuple[str, str, list[dict[str, Any]]]:
+    """The verdict and its reason, then the gatekept secondary family, the ablation rows and the sanity
+    check, in place on `comps`; returns (verdict, reason, ablation rows)."""
     prim = [c for c in comps if c["family"] == "primary"]
     sanity = next((c for c in comps if c["family"] == "sanity"), None)
-    verdicts = _decide_primary(prim, family, sanity, options.level)
-    verdict, reason = _combine_verdicts(verdicts)
-    reject = verdict == decision.VERDICTS[0]
-    _decide_secondary([c for c in comps if c["family"] == "secondary"], reject, family.alpha)
+    verdict, reason = _combine_verdicts(_decide_primary(prim, family, sanity, level))
+    _decide_secondary([c for c in comps if c["family"] == "secondary"], verdict == decision.VERDICTS[0],
+                      family.alpha)
     # The ablation table's own family (report.ablation_family: own): Holm over its rows and endpoints at full
     # alpha, not gatekept by the primary.
     _decide_secondary([c for c in comps if c["family"] == "ablation"], True, family.alpha)
@@ -766,7 +440,12 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         sanity["sanity_ok"] = checked[0] if checked else None
         for d in sanity["metrics"]:
             d["sesoi_status"] = "sanity check (not a test of H0)"
+    return verdict, reason, ablation
 
+
+def _detach_internals(comps: list[dict[str, Any]]) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+    """Take the per-cluster tables and per-seed rows out of the comparisons (results.json keeps neither),
+    and drop their working arrays."""
     per_cluster: dict[str, pd.DataFrame] = {}
     seed_rows: list[dict[str, Any]] = []
     for c in comps:
@@ -776,24 +455,13 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         for key in ("_tests", "_t", "_c"):
             c.pop(key)
         c.setdefault("reject_h0", False)
-    n_clusters = min((c["n_clusters"] for c in prim), default=0)
-    design = {
-        "n_clusters": n_clusters,
-        "min_achievable_p": decision.min_achievable_p(n_clusters, family.procedure, len(metrics)),
-        "clusters_needed": decision.clusters_needed(family.alpha, family.procedure, len(metrics)),
-        "min_seeds": decision.MIN_SEEDS,
-    }
-    caveats += _comparison_caveats(comps, seed_rows, family.alpha, design)
-    decision_text = decision_sentence(comps, verdict, reason, family)
+    return per_cluster, seed_rows
 
-    spread = seed_table(test, metrics)
-    spread_summary = []
-    for arm, g in spread.groupby("arm", sort=False):
-        for m in metrics:
-            vals = g[m].to_numpy(dtype=float)
-            spread_summary.append({"arm": arm, "metric": m, "n_seeds": int(len(vals)), "mean": float(vals.mean()),
-                                   "std": float(vals.std(ddof=1)) if len(vals) > 1 else float("nan"),
-                                   "min": float(vals.min()), "max": float(vals.max())})
+
+def _tables(study: Study, options: ReportOptions, comps: list[dict[str, Any]], per_cluster: dict[str, pd.DataFrame],
+            seed_rows: list[dict[str, Any]], spread: pd.DataFrame, spread_summary: list[dict[str, Any]],
+            tuning: pd.DataFrame, ablation: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """The report's named tables (tables/*.csv|json)."""
     arms_table = arm_summary(study, options.level)
     long_rows = [{"treatment": c["treatment"], "control": c["control"], "family": c["family"], "n": c["n"],
                   "n_videos": c["n_videos"], "n_clusters": c["n_clusters"], **d} for c in comps for d in c["metrics"]]
@@ -814,19 +482,13 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         tables[f"per_cluster__{label}"] = pc
     if ablation:
         tables["ablation"] = ablation_table(ablation)
+    return tables
 
-    datasets = sorted({str(s).split("/", 1)[0] for s in test["sample_id"].unique() if "/" in str(s)})
-    results = {
-        "verdict": verdict,
-        "verdict_reason": reason,
-        "decision": decision_text,
-        "reject_h0": bool(reject),
-        "alpha": float(family.alpha),
-        "family": family.to_dict(),
-        "design": design,
-        "comparisons": comps,
-        "ablation": {"base_arm": study.summary.get("base_arm"), "family": ablation_family(study, options),
-                     "rows": ablation} if ablation else None,
+
+def _method(study: Study, options: ReportOptions, family: decision.Family, metrics: list[str]) -> dict[str, Any]:
+    """results.json's description of the test, its settings and the test data."""
+    test = study.test
+    return {
         "primary_test": "per metric, the larger of a seed-aware t-test on the per-cluster differences d_c (SE^2 = "
                         "s^2(d_c)/n + seed variance of each arm / its seeds, Welch-Satterthwaite df) and the one-sided "
                         "Wilcoxon signed-rank test on the d_c; endpoints in "
@@ -838,21 +500,11 @@ def analyse(study: Study, options: ReportOptions | None = None) -> Analysis:
         "confidence_level": options.level,
         "n_permutations": options.n_permutations,
         "seed": options.seed,
-        "datasets": datasets,
+        "datasets": sorted({str(s).split("/", 1)[0] for s in test["sample_id"].unique() if "/" in str(s)}),
         "n_test_samples": int(test["sample_id"].nunique()),
         "n_test_videos": int(test["video_id"].nunique()),
         "n_test_clusters": int(test["cluster_id"].nunique()),
-        "study": info,
-        "seed_spread": spread_summary,
-        "seed_differences": seed_rows,
-        "tuning": tuning.to_dict(orient="records"),
-        "caveats": caveats,
-        "notes": notes,
-        "sources": study.sources,
-        "summary_sources": study.summary.get("sources", []),
     }
-    return Analysis(results=results, tables=tables, per_cluster=per_cluster, comparisons=comparisons,
-                    study=study, options=options, caveats=caveats, notes=notes)
 
 
 def _comparison_caveats(comps: list[dict[str, Any]], seed_rows: list[dict[str, Any]], alpha: float,

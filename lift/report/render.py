@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from lift.atomic import atomic_write_text, write_json
-from lift.report.analysis import Analysis, display
+from lift.report.analysis import Analysis
+from lift.report.plan import display
 from lift.report.tables import slug
 
 

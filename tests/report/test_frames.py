@@ -10,7 +10,7 @@ import pandas as pd
 from PIL import Image
 
 from lift.report import make_report
-from lift.report.analysis import ReportOptions
+from lift.report import ReportOptions
 
 
 def _keep_frames(run_dir: Path, sample_ids: list[str], shade: float) -> None:
