@@ -90,6 +90,14 @@ def wilcoxon_greater(d: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(p), p, 1.0)
 
 
+def t_bounds(estimate: np.ndarray | float, se: np.ndarray | float, df: np.ndarray | float,
+             level: float = 0.95) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """The report's one t interval: ``estimate -/+ t_{(1+level)/2, df} * se`` (arrays broadcast). Used by
+    the decision (Welch-Satterthwaite df) and the per-arm summaries (:func:`lift.report.stats.t_interval`)."""
+    half = stats.t.ppf(0.5 + level / 2, df) * se
+    return estimate - half, estimate + half
+
+
 def seed_cluster_test(treatment: np.ndarray, control: np.ndarray, direction: int = 1,
                       level: float = 0.95) -> MetricTest:
     """The seed-aware test of one metric; ``treatment`` ``[..., k_T, n]``, ``control`` ``[..., k_C, n]``."""
@@ -116,11 +124,11 @@ def seed_cluster_test(treatment: np.ndarray, control: np.ndarray, direction: int
     tstat = np.where(se > 0, tstat, np.where(est > 0, np.inf, np.where(est < 0, -np.inf, 0.0)))
     p_seeds = np.where(np.isnan(var), 1.0, stats.t.sf(tstat, df))
     p_seeds_worse = np.where(np.isnan(var), 1.0, stats.t.cdf(tstat, df))
-    half = stats.t.ppf(0.5 + level / 2, df) * se
+    ci_low, ci_high = t_bounds(est, se, df, level)
     p_w = wilcoxon_greater(d)
     p_w_worse = wilcoxon_greater(-d)
     return MetricTest(
-        estimate=est, se=se, df=df, ci_low=est - half, ci_high=est + half,
+        estimate=est, se=se, df=df, ci_low=ci_low, ci_high=ci_high,
         p_seeds=p_seeds, p_seeds_worse=p_seeds_worse, p_wilcoxon=p_w, p_wilcoxon_worse=p_w_worse,
         p_better=np.maximum(p_seeds, p_w), p_worse=np.maximum(p_seeds_worse, p_w_worse), d_c=d,
     )

@@ -120,13 +120,31 @@ def _shown_path(path: str) -> str:
 
 
 def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
+    """report.md: verdict, setup, each family's comparisons, figures, seeds, tuning, flow, caveats, method."""
     r = analysis.results
-    opts = analysis.options
-    study = analysis.study
     out: list[str] = ["# LIFT significance report", "", f"## Verdict: {r['verdict']}", "",
                       f"**Decision.** {r['decision']}", ""]
+    out += _setup_section(analysis)
+    out += _family_sections(r, analysis.options.level, plots)
+    out += _figure_sections(r, analysis.options.level, plots)
+    out += _seed_section(analysis)
+    out += _tuning_section(analysis)
+    out += _flow_section(analysis)
+    out += ["## Caveats", ""]
+    out += [f"- {c}" for c in analysis.caveats] or ["- none detected"]
+    out.append("")
+    if analysis.notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in analysis.notes] + [""]
+    out += _method_section(r)
+    out += ["## Files", "", "- `results.json`: every number above; `tables/*.csv` and `tables/*.json`: every table; "
+            "`plots/*.png`: the figures.", ""]
+    return "\n".join(out)
 
-    out += ["## Setup", ""]
+
+def _setup_section(analysis: Analysis) -> list[str]:
+    """Inputs, data, metrics, family, design, PSNR ceiling and the test arms' means."""
+    r = analysis.results
+    out = ["## Setup", ""]
     srcs = r["sources"]
     out.append(f"- Inputs: {len(srcs)} per-sample table(s): " + ", ".join(f"`{_shown_path(s)}`" for s in srcs[:8])
                + (f" and {len(srcs) - 8} more" if len(srcs) > 8 else ""))
@@ -162,7 +180,12 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
         out.append("**Partial study.** Missing arms: " + (", ".join(info["missing_arms"]) or "none") + "; missing seeds: "
                    + (", ".join(f"{a}: {s}" for a, s in info["missing_seeds"].items()) or "none") + ".")
         out.append("")
+    return out
 
+
+def _family_sections(r: dict[str, Any], level: float, plots: dict[str, str]) -> list[str]:
+    """One section per family (primary, secondary, ablation, sanity) with each comparison's table."""
+    out: list[str] = []
     titles = {"primary": "Primary family (decides H0)", "secondary": "Secondary family (gatekept, Holm)",
               "ablation": "Ablation family (its own Holm family, not gatekept)",
               "sanity": "Sanity check (window 3 must beat blending)"}
@@ -183,7 +206,7 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
             out += [f"### {label}: {status}", "",
                     f"{comp['n']} paired samples from {comp['n_videos']} videos of {comp['n_clusters']} independent "
                     f"sources; seeds {comp['seeds_treatment']} vs {comp['seeds_control']}.", "",
-                    comparison_table(comp, opts.level), ""]
+                    comparison_table(comp, level), ""]
             for key in (f"differences__{label}", f"per_cluster__{label}"):
                 if key in plots:
                     out += [f"![{key}]({plots[key]})", ""]
@@ -193,8 +216,14 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
             "the d_c); 'p adjusted' is its fixed-sequence or Holm value in its family. † Shown for reference only, never "
             "used for the decision: the t-test and permutation test on the d_c ignore the seed variance, the "
             "sample-level Wilcoxon treats every frame as independent.", ""]
+    return out
+
+
+def _figure_sections(r: dict[str, Any], level: float, plots: dict[str, str]) -> list[str]:
+    """The ablation table, the effects overview, the frames panel and the metric-vs-window plot."""
+    out: list[str] = []
     if r.get("ablation"):
-        out += ablation_section(r["ablation"], r["family"], opts.level, plots.get("ablation_forest"))
+        out += ablation_section(r["ablation"], r["family"], level, plots.get("ablation_forest"))
     if "forest" in plots:
         out += ["## Effects overview", "", f"![forest]({plots['forest']})", ""]
     out += ["## Frames", ""]
@@ -207,8 +236,12 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
                 "beside its samples.parquet), or plots were not written.", ""]
     if "metric_vs_window" in plots:
         out += ["## Metric vs window and offset", "", f"![metric vs window]({plots['metric_vs_window']})", ""]
+    return out
 
-    out += ["## Seeds", ""]
+
+def _seed_section(analysis: Analysis) -> list[str]:
+    """The spread over seeds and the per-seed differences."""
+    out = ["## Seeds", ""]
     spread = analysis.tables["seed_spread"]
     multi = spread[spread["n_seeds"] > 1]
     if multi.empty:
@@ -225,8 +258,13 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
                 md_table(["comparison", "metric", "seed", "Δ", "treatment better"],
                          [[f"{x['treatment']} vs {x['control']}", display(x["metric"]), x["seed"], x["mean_diff"],
                            x["improves"]] for _, x in sd.iterrows()]), ""]
+    return out
 
-    out += ["## Tuning (Optuna + ASHA; validation split, summarised, never tested)", ""]
+
+def _tuning_section(analysis: Analysis) -> list[str]:
+    """Trials per arm and the best configuration (validation split, never tested)."""
+    study = analysis.study
+    out = ["## Tuning (Optuna + ASHA; validation split, summarised, never tested)", ""]
     tuning = analysis.tables["tuning"]
     if tuning.empty:
         out += ["No tuning summary (`study_summary.json`) and no validation rows were found.", ""]
@@ -239,8 +277,13 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
                           for _, t in tuning.iterrows()]), ""]
         if study.summary.get("optuna_storage"):
             out += [f"Optuna storage: `{_shown_path(study.summary['optuna_storage'])}`", ""]
+    return out
 
-    out += ["## Flow quality", ""]
+
+def _flow_section(analysis: Analysis) -> list[str]:
+    """Flow metrics per arm, summarised only."""
+    study = analysis.study
+    out = ["## Flow quality", ""]
     if "flow" in analysis.tables:
         fm = study.flow_metrics
         flow = analysis.tables["flow"]
@@ -251,14 +294,12 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
                 "", "Flow metrics are summarised (mean, 95% t-interval over clusters), not part of the H0 test.", ""]
     else:
         out += ["No flow columns (epe, warp_error) in the test rows.", ""]
+    return out
 
-    out += ["## Caveats", ""]
-    out += [f"- {c}" for c in analysis.caveats] or ["- none detected"]
-    out.append("")
-    if analysis.notes:
-        out += ["## Notes", ""] + [f"- {n}" for n in analysis.notes] + [""]
 
-    out += ["## Method (STATISTICS.md, version 2)", "",
+def _method_section(r: dict[str, Any]) -> list[str]:
+    """How the report tests (STATISTICS.md, version 2), with this report's PSNR ceiling."""
+    return ["## Method (STATISTICS.md, version 2)", "",
             "- Only `split=test` rows are tested; `split=val` rows (tuning) are summarised. Arms are paired by "
             "`sample_id`.",
             "- Unit of analysis: the independent source (`cluster_id`: UCF-101 group, the clip of segments, X4K scene, "
@@ -278,10 +319,6 @@ def render_markdown(analysis: Analysis, plots: dict[str, str]) -> str:
             "- Calibration of this decision: `studies/simulate_calibration.py` (README).",
             f"- Infinite PSNR (identical frames): capped at {r['psnr_cap_db']:g} dB when the tables are combined, "
             "before any mean or difference (the one place it is handled).", ""]
-
-    out += ["## Files", "", "- `results.json`: every number above; `tables/*.csv` and `tables/*.json`: every table; "
-            "`plots/*.png`: the figures.", ""]
-    return "\n".join(out)
 
 
 def write_report(analysis: Analysis, out_dir: Path, *, make_plots: bool = True) -> dict[str, Path]:

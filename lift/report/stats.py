@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import stats
 
-from lift.report.decision import wilcoxon_greater
+from lift.report.decision import t_bounds, wilcoxon_greater
 
 # Which way is better, per metric column of the per-sample table.
 METRIC_DIRECTION: dict[str, int] = {
@@ -37,14 +37,24 @@ METRIC_DIRECTION: dict[str, int] = {
     "warp_error": -1,
 }
 
-# PSNR is +inf when a prediction equals the target exactly (a baseline on a static shot). An inf
-# would make every mean and difference involving it inf or NaN, so values above this ceiling are
-# set to it before anything is averaged or differenced; 100 dB is far above any real
-# interpolation result (8-bit rounding noise alone gives about 59 dB) and the count is reported.
+# PSNR is +inf when a prediction equals the target exactly (a baseline on a static shot). The
+# infinite-PSNR policy, in one place: the per-sample tables keep what was measured (+inf), and the
+# report caps when it reads them (:func:`cap_psnr`, called by lift.report.tables.combine_tables)
+# before anything is averaged or differenced, and states the ceiling and the count. An inf would
+# make every mean and difference involving it inf or NaN; 100 dB is far above any real
+# interpolation result (8-bit rounding noise alone gives about 59 dB).
 PSNR_CEILING_DB: float = 100.0
 
 # Up to this many videos the sign-flip permutation test enumerates all 2**n sign patterns.
 EXACT_PERMUTATION_MAX_VIDEOS: int = 16
+
+
+def cap_psnr(psnr: np.ndarray | Sequence[float], cap: float = PSNR_CEILING_DB) -> tuple[np.ndarray, np.ndarray]:
+    """The report's infinite-PSNR policy (see :data:`PSNR_CEILING_DB`): values above ``cap`` (+inf for
+    identical frames) become ``cap``; NaN stays NaN. Returns (capped values, which were capped)."""
+    values = np.asarray(psnr, dtype=float)
+    over = values > cap
+    return np.where(over, cap, values), over
 
 
 def metric_direction(metric: str) -> int:
@@ -172,5 +182,5 @@ def t_interval(values: np.ndarray | Sequence[float], level: float = 0.95) -> tup
     mean = float(arr.mean())
     if arr.size < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, arr.size - 1) * stats.sem(arr))
-    return mean, mean - half, mean + half
+    low, high = t_bounds(mean, float(stats.sem(arr)), arr.size - 1, level)
+    return mean, float(low), float(high)

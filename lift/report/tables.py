@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lift.arms import ArmNameError, split_key
-from lift.report.stats import METRIC_DIRECTION, PSNR_CEILING_DB
+from lift.report.stats import METRIC_DIRECTION, PSNR_CEILING_DB, cap_psnr
 
 TABLE_NAMES = ("samples.parquet", "samples.csv")
 SUMMARY_NAME = "study_summary.json"
@@ -146,8 +146,27 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
 
     Values a metric cannot take (SSIM outside [-1, 1], negative LPIPS, NaN PSNR...) are input errors that
     name the table, the column and the first such row. Infinite PSNR (identical frames) is allowed and capped
-    at ``psnr_cap`` in :func:`combine_tables`, the one place that handles it."""
+    at ``psnr_cap`` in :func:`combine_tables` (:func:`lift.report.stats.cap_psnr`), the one place that
+    handles it."""
     path = Path(path)
+    df = _read_file(path)
+    missing = [c for c in (*ID_COLUMNS, *metrics) if c not in df.columns]
+    if missing:
+        raise ReportError(
+            f"{path}: missing column(s) {', '.join(missing)}; a per-sample table needs "
+            f"{', '.join((*ID_COLUMNS, *metrics))} (see ARCHITECTURE.md)"
+        )
+    df = _clean_ids(path, df.copy())
+    _check_metrics(path, df, metrics)
+    check_metric_ranges(path, df)
+    for arm in df["arm"].unique():
+        parse_arm(arm, str(path))
+    df["source"] = str(path)
+    return df
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    """The table in `path` (parquet, else CSV with the id columns as text), not empty."""
     try:
         if path.suffix.lower() == ".parquet":
             df = pd.read_parquet(path)
@@ -158,13 +177,11 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
         raise ReportError(f"{path}: cannot read the per-sample table ({type(exc).__name__}: {exc})") from None
     if len(df) == 0:
         raise ReportError(f"{path}: the table is empty (no rows)")
-    missing = [c for c in (*ID_COLUMNS, *metrics) if c not in df.columns]
-    if missing:
-        raise ReportError(
-            f"{path}: missing column(s) {', '.join(missing)}; a per-sample table needs "
-            f"{', '.join((*ID_COLUMNS, *metrics))} (see ARCHITECTURE.md)"
-        )
-    df = df.copy()
+    return df
+
+
+def _clean_ids(path: Path, df: pd.DataFrame) -> pd.DataFrame:
+    """Id columns as stripped text (split lower-case, trial_id "" for baselines), indices and seeds as integers."""
     for col in ("sample_id", "video_id", "cluster_id", "arm", "split"):
         nulls = df[col].isna() | (df[col].astype(str).str.strip() == "")
         if nulls.any():
@@ -181,6 +198,12 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
             raise ReportError(f"{path}: column {col!r} must hold integers; {int(bad.sum())} row(s) do not (e.g. {example!r})")
         df[col] = values.astype("int64")
     df["timestep"] = pd.to_numeric(df["timestep"], errors="coerce")
+    return df
+
+
+def _check_metrics(path: Path, df: pd.DataFrame, metrics: Sequence[str]) -> None:
+    """Metric (and flow) columns numeric, in place; the tested metrics a number in every test row, finite
+    except +inf PSNR."""
     for col in (*metrics, *(c for c in FLOW_METRICS if c in df.columns and c not in metrics)):
         values = pd.to_numeric(df[col], errors="coerce")
         text_bad = values.isna() & df[col].notna()
@@ -201,11 +224,6 @@ def read_table(path: Path, metrics: Sequence[str] = PRIMARY_METRICS) -> pd.DataF
         bad = values.notna() & ~np.isfinite(values) & ~((col == "psnr") & (values == np.inf))
         if bad.any():
             _bad_value(path, df, col, bad, "a finite number" + (" or +inf (identical frames)" if col == "psnr" else ""))
-    check_metric_ranges(path, df)
-    for arm in df["arm"].unique():
-        parse_arm(arm, str(path))
-    df["source"] = str(path)
-    return df
 
 
 # What a metric can be at all: a value outside is a broken evaluation, not a result.
@@ -389,11 +407,12 @@ def combine_tables(
     df = df.copy()
     n_capped: dict[str, int] = {}
     if "psnr" in df.columns:
-        over = df["psnr"] > psnr_cap
+        capped, over = cap_psnr(df["psnr"].to_numpy(), psnr_cap)
+        over = pd.Series(over, index=df.index)
         for arm, count in df[over & (df["split"] == TEST_SPLIT)].groupby("arm").size().items():
             n_capped[str(arm)] = int(count)
         df["psnr_capped"] = over
-        df.loc[over, "psnr"] = psnr_cap
+        df["psnr"] = capped
     flow = [c for c in FLOW_METRICS if c in df.columns and c not in metrics and df.loc[df["split"] == TEST_SPLIT, c].notna().any()]
     return Study(
         rows=df.reset_index(drop=True),

@@ -126,3 +126,19 @@ def test_rank_biserial_and_dz_hand_cases():
 def test_permutation_with_one_unit_is_exact():
     assert stats.sign_flip_permutation([0.3]).pvalue == 0.5
     assert stats.sign_flip_permutation([-0.3]).pvalue == 1.0
+
+
+def test_cap_psnr_is_the_one_infinite_psnr_policy() -> None:
+    capped, over = stats.cap_psnr([30.0, np.inf, 120.0, np.nan], cap=100.0)
+    np.testing.assert_array_equal(capped, [30.0, 100.0, 100.0, np.nan])
+    assert over.tolist() == [False, True, True, False]
+
+
+def test_one_t_interval_for_summaries_and_the_decision() -> None:
+    values = np.array([1.0, 2.0, 4.0, 7.0])
+    mean, lo, hi = stats.t_interval(values, 0.9)
+    half = sps.t.ppf(0.95, 3) * sps.sem(values)
+    assert mean == 3.5 and lo == pytest.approx(3.5 - half) and hi == pytest.approx(3.5 + half)
+    low, high = decision.t_bounds(np.array([0.0, 1.0]), np.array([1.0, 2.0]), np.array([10.0, 20.0]), 0.95)
+    np.testing.assert_allclose(high, [sps.t.ppf(0.975, 10), 1.0 + 2.0 * sps.t.ppf(0.975, 20)])
+    np.testing.assert_allclose(low, [-sps.t.ppf(0.975, 10), 1.0 - 2.0 * sps.t.ppf(0.975, 20)])
