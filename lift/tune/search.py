@@ -87,7 +87,7 @@ class OptunaArmSearch(_PickledState, Searcher):
         # Ray's OptunaSearch also disables Optuna's pruner: ASHA decides stops, Optuna records them.
         self._study = optuna.create_study(storage=storage, sampler=sampler, pruner=optuna.pruners.NopPruner(),
                                           study_name=study_name, direction="maximize", load_if_exists=True)
-        self._storage = storage
+        self._optuna_storage = storage
         self._study_name = study_name
         self._space = dict(space)
         self._max_t = int(max_t)
@@ -105,8 +105,9 @@ class OptunaArmSearch(_PickledState, Searcher):
     def _handle(self, number: int) -> optuna.trial.Trial:
         """A handle on an Optuna trial asked by an earlier driver (its number is in the storage)."""
         # Public storage API for the storage's trial id; Trial(study, trial_id) is how ask() builds it.
-        study_id = self._storage.get_study_id_from_name(self._study_name)
-        return optuna.trial.Trial(self._study, self._storage.get_trial_id_from_study_id_trial_number(study_id, number))
+        storage = self._optuna_storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self._study_name), number)
+        return optuna.trial.Trial(self._study, trial_id)
 
     def _orphan(self) -> optuna.trial.Trial | None:
         """A RUNNING Optuna trial this searcher does not know: asked after the last Tune snapshot

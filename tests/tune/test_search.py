@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -177,3 +178,24 @@ def test_arm_searcher_budget_per_arm(tmp_path: Path) -> None:
     arms_of_trials = [h["study"]["arm"] for h in handed if h]
     assert arms_of_trials.count("window=3") == 4 and arms_of_trials.count("window=7,offset=2") == 2
     assert s.suggest("x") is None
+
+
+def test_a_full_budget_trial_without_a_finite_value_fails_instead_of_staying_running(tmp_path: Path) -> None:
+    storage = sqlite_storage(tmp_path / "optuna.db")
+    s = _searcher(storage, "arm")
+    s.suggest("diverged")
+    s.suggest("removed")
+    s.on_trial_complete("diverged", {"val_psnr": float("nan"), "training_iteration": 3})
+    s.on_trial_complete("removed")  # Tune removed it before it ran: no result, no error
+    by_id = {t.user_attrs["ray_trial_id"]: t.state for t in _trials(storage, "arm")}
+    assert by_id == {"diverged": TrialState.FAIL, "removed": TrialState.PRUNED}
+
+
+def test_lift_uses_no_private_ray_or_optuna_attribute() -> None:
+    """Ray Tune and Optuna through their public APIs only (issue 16): the attributes the search and the
+    study once reached into must not come back."""
+    private = re.compile(r"\._ot_|_local_tuner|_completed_trials|\._trial_id\b|\._study_id\b|study\._storage\b")
+    lift_dir = Path(__file__).resolve().parents[2] / "lift"
+    hits = [f"{path.relative_to(lift_dir.parent)}:{i}: {line.strip()}" for path in sorted(lift_dir.rglob("*.py"))
+            for i, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
+    assert not hits, "private Ray/Optuna attributes used:\n" + "\n".join(hits)

@@ -1,0 +1,52 @@
+"""lift.tune.trials: the parts of the Tune experiment that need no Ray cluster (the e2e tests run the rest)."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+from typing import Any
+
+from ray.tune import Callback
+
+from lift.tune.trials import SessionCallbacks, trial_dirname
+
+
+class Recorder(Callback):
+    def __init__(self, name: str, log: list[tuple[str, str, dict[str, Any]]]) -> None:
+        self.name, self.log = name, log
+
+    def setup(self, **info: Any) -> None:
+        self.log.append((self.name, "setup", info))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.log.append((self.name, "on_trial_complete", {"iteration": iteration, "trial": trial}))
+
+
+def test_session_callbacks_reach_the_session_that_runs_the_experiment() -> None:
+    """Tuner.restore brings back the first session's RunConfig: its forwarder must call the resuming
+    session's callbacks, not the pickled ones of the first session."""
+    log: list = []
+    try:
+        SessionCallbacks._session = None
+        first = SessionCallbacks([Recorder("first", log)])
+        first.setup(stop=None, num_samples=2)
+        assert log == [("first", "setup", {"stop": None, "num_samples": 2})]
+        restored = pickle.loads(pickle.dumps(first))  # what tuner.pkl holds
+        SessionCallbacks.use([Recorder("resumed", log)])
+        restored.on_trial_complete(iteration=3, trials=[], trial="t1")
+        assert log[-1] == ("resumed", "on_trial_complete", {"iteration": 3, "trial": "t1"})
+        SessionCallbacks.use(None)  # a resumed session without callbacks calls none
+        restored.on_trial_complete(iteration=4, trials=[], trial="t2")
+        assert len(log) == 2
+        # Every hook Ray defines is forwarded (Ray checks this for a callback container at class creation).
+        hooks = [name for name in vars(Callback) if name.startswith("on_") or name == "setup"]
+        assert hooks and all(name in vars(SessionCallbacks) for name in hooks)
+    finally:
+        SessionCallbacks._session = None
+
+
+def test_trial_folders_name_the_arm_and_the_confirm_seed() -> None:
+    tune_trial = SimpleNamespace(trial_id="ab_00001", config={"study": {"slug": "w15_o1", "stage": "tune"}})
+    confirm = SimpleNamespace(trial_id="ab_00009", config={"study": {"slug": "w3", "stage": "confirm", "seed": 1001}})
+    assert trial_dirname(tune_trial) == "w15_o1_ab_00001"
+    assert trial_dirname(confirm) == "w3_seed1001_ab_00009"
