@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from lift.tune.study import StudyPaths, prepare_folder
-from lift.tune.study_config import StudyError, load_study_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,19 +79,6 @@ def test_real_footage_refuses_without_allow_underpowered(tmp_path: Path, tiny_st
     assert not out.exists()
 
 
-def test_fewer_than_three_seeds_refuses_without_allow_underpowered(tiny_study) -> None:
-    from lift.tune.study import check_design
-
-    cfg = load_study_config("footage", [*tiny_study, "confirm.seeds=2"])
-    sources = {"test": [f"s{i}" for i in range(6)]}
-    with pytest.raises(StudyError, match=r"confirm.seeds=2: a verdict needs at least 3 seeds .* --set confirm.seeds=3"):
-        check_design(cfg, sources)
-    design = check_design(cfg, sources, allow_underpowered=True)
-    assert design.underpowered and design.min_achievable_p == pytest.approx(2 ** -6)
-    ok = check_design(load_study_config("footage", [*tiny_study, "confirm.seeds=3"]), sources)
-    assert not ok.underpowered and ok.clusters_needed == 5
-
-
 @pytest.mark.parametrize("argv, message", [
     (["--preset", "nope"], "study preset 'nope'"),
     (["--set", "search.num_samples=0"], "search.num_samples"),
@@ -110,22 +95,3 @@ def test_unknown_flag_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         _cli().main(["--epochs", "3"])
     assert exc.value.code == 2 and "unrecognized arguments: --epochs" in capsys.readouterr().err
-
-
-def test_study_folder_rules(tmp_path: Path, tiny_study) -> None:
-    cfg = load_study_config("footage", list(tiny_study))
-    paths = StudyPaths(tmp_path / "s")
-    prepare_folder(paths, cfg, resume=False)
-    assert paths.study_yaml.is_file()
-    with pytest.raises(StudyError, match="pass --resume"):
-        prepare_folder(paths, cfg, resume=False)
-    other = load_study_config("footage", [*tiny_study, "search.num_samples=5"])
-    with pytest.raises(StudyError, match=r"search.num_samples: 2 -> 5"):
-        prepare_folder(paths, other, resume=True)
-    # Resources may change between sessions; the rest is the study.
-    moved = load_study_config("footage", [*tiny_study, "resources.cpus_per_trial=2"])
-    assert prepare_folder(paths, moved, resume=True).resources.cpus_per_trial == 2
-    (tmp_path / "busy").mkdir()
-    (tmp_path / "busy" / "file.txt").write_text("x")
-    with pytest.raises(StudyError, match="not a study folder"):
-        prepare_folder(StudyPaths(tmp_path / "busy"), cfg, resume=True)
