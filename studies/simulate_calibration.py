@@ -17,7 +17,6 @@ Exit code 1 when the decision exceeds the interval or coverage leaves 95% +- 2% 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from lift.atomic import atomic_write_text  # noqa: E402
+from lift.atomic import write_json  # noqa: E402
 from lift.logging.progress import Progress  # noqa: E402
 from lift.report.calibration import grid, run_cell, table_lines  # noqa: E402
 
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table_lines([c for c in cells if c.setting.skew == skew])))
     print(f"({time.perf_counter() - start:.1f} s)")
     if args.json:
-        atomic_write_text(args.json, json.dumps([c.to_dict() for c in cells], indent=2) + "\n")
+        write_json(args.json, [c.to_dict() for c in cells])
         print(f"figures: {args.json}")
     failed = [c for c in cells if not (c.holds_alpha and c.coverage_ok)]
     for c in failed:
