@@ -24,8 +24,9 @@ from PIL import Image
 import lift.interpolate
 from lift.config import Config
 from lift.data.window import WindowSpec
-from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, main,
-                              mirror_index, output_frame_count, pair_inputs, references_for_pair)
+from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, mirror_index,
+                              output_frame_count, pair_inputs, references_for_pair)
+from lift.interpolate_cli import main
 from lift.model import build_model
 from lift.video_io import FrameReader, VideoWriter, read_video_rgb
 
@@ -312,7 +313,7 @@ def test_failed_run_leaves_no_partial_output(tmp_path: Path, clip: Path, model: 
 
 
 def test_checkpoint_fixture_is_in_lift_train_format(checkpoint: Path) -> None:
-    from lift.train import model_from_checkpoint
+    from lift.checkpoint import model_from_checkpoint
 
     net, cfg = model_from_checkpoint(checkpoint, "cpu")
     assert cfg.data.window == 7 and net.window == 7

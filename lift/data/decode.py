@@ -26,6 +26,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -114,6 +115,62 @@ def _resize_kwargs(native_hw: tuple[int, int], frame_size: tuple[int, int] | Non
     return {"width": w, "height": h, "interpolation": "AREA" if downscale else "BILINEAR"}
 
 
+def _check_frame(path: Path, frame: av.VideoFrame, index: int, first_hw: tuple[int, int]) -> None:
+    """BadVideoError when a decoded frame changes size or is flagged corrupt."""
+    hw = (frame.height, frame.width)
+    if hw != first_hw:
+        raise BadVideoError(
+            path, f"frame {index} is {hw[1]}x{hw[0]} but frame 0 is {first_hw[1]}x{first_hw[0]} "
+                  "(the frame size changes inside the video)")
+    if frame.is_corrupt:
+        raise BadVideoError(path, f"frame {index} is flagged corrupt by the decoder (damaged data)")
+
+
+def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[int, int] | None,
+                   max_frames: int | None) -> list[np.ndarray]:
+    """RGB frames of `stream` (resized to `frame_size`), checked frame by frame."""
+    frames: list[np.ndarray] = []
+    first_hw: tuple[int, int] | None = None
+    kwargs: dict = {}
+    warned_gray = False
+    try:
+        for frame in container.decode(stream):
+            if first_hw is None:
+                first_hw = (frame.height, frame.width)
+                kwargs = _resize_kwargs(first_hw, frame_size)
+            _check_frame(path, frame, len(frames), first_hw)
+            fmt = frame.format.name
+            if not warned_gray and (fmt.startswith("gray") or fmt.startswith("ya")):
+                log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
+                            path, fmt)
+                warned_gray = True
+            frames.append(frame.to_ndarray(format="rgb24", **kwargs))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    except BadVideoError:
+        raise
+    except (av.FFmpegError, OSError) as err:
+        raise BadVideoError(path, f"decode error after {len(frames)} frames ({err})") from err
+    return frames
+
+
+def _check_count(path: Path, frames: list[np.ndarray], declared: int) -> list[np.ndarray]:
+    """The frames, checked against the count the container declares (truncated files are refused)."""
+    if declared <= 0:
+        return frames
+    if len(frames) < declared:
+        raise BadVideoError(
+            path, f"the container declares {declared} frames but only {len(frames)} could be decoded "
+                  "(truncated or damaged file)")
+    if len(frames) > declared:
+        # Keep the declared count so the sequence length never depends on whether it came from
+        # the header (first run) or the cache (later runs): sample ids must be stable.
+        log.warning("%s: decoded %d frames, the container declares %d; using the first %d",
+                    path, len(frames), declared, declared)
+        frames = frames[:declared]
+    return frames
+
+
 def decode_video(
     path: str | os.PathLike,
     frame_size: tuple[int, int] | None = None,
@@ -127,8 +184,6 @@ def decode_video(
     """
     path = Path(path)
     container = _open(path)
-    frames: list[np.ndarray] = []
-    warned_gray = False
     with container:
         if not container.streams.video:
             raise BadVideoError(path, "contains no video stream")
@@ -138,46 +193,11 @@ def decode_video(
         # "careful" makes the decoders flag (is_corrupt) damage they would otherwise conceal silently.
         stream.codec_context.options = {"err_detect": "careful"}
         declared = int(stream.frames or 0)
-        first_hw: tuple[int, int] | None = None
-        kwargs: dict = {}
-        try:
-            for frame in container.decode(stream):
-                index = len(frames)
-                hw = (frame.height, frame.width)
-                if first_hw is None:
-                    first_hw = hw
-                    kwargs = _resize_kwargs(hw, frame_size)
-                elif hw != first_hw:
-                    raise BadVideoError(
-                        path, f"frame {index} is {hw[1]}x{hw[0]} but frame 0 is {first_hw[1]}x{first_hw[0]} "
-                              "(the frame size changes inside the video)")
-                if frame.is_corrupt:
-                    raise BadVideoError(path, f"frame {index} is flagged corrupt by the decoder (damaged data)")
-                fmt = frame.format.name
-                if not warned_gray and (fmt.startswith("gray") or fmt.startswith("ya")):
-                    log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
-                                path, fmt)
-                    warned_gray = True
-                frames.append(frame.to_ndarray(format="rgb24", **kwargs))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-        except BadVideoError:
-            raise
-        except (av.FFmpegError, OSError) as err:
-            raise BadVideoError(path, f"decode error after {len(frames)} frames ({err})") from err
+        frames = _decode_frames(path, container, stream, frame_size, max_frames)
     if not frames:
         raise BadVideoError(path, "no frame could be decoded")
-    if max_frames is None and declared > 0:
-        if len(frames) < declared:
-            raise BadVideoError(
-                path, f"the container declares {declared} frames but only {len(frames)} could be decoded "
-                      "(truncated or damaged file)")
-        if len(frames) > declared:
-            # Keep the declared count so the sequence length never depends on whether it came from
-            # the header (first run) or the cache (later runs): sample ids must be stable.
-            log.warning("%s: decoded %d frames, the container declares %d; using the first %d",
-                        path, len(frames), declared, declared)
-            frames = frames[:declared]
+    if max_frames is None:
+        frames = _check_count(path, frames, declared)
     STATS.videos_decoded += 1
     STATS.frames_decoded += len(frames)
     return np.stack(frames)
