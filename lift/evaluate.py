@@ -45,7 +45,7 @@ from lift.atomic import OutputPathError, atomic_path, atomic_write_text, check_o
 from lift.checkpoint import CheckpointError, model_from_checkpoint
 from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
 from lift.data import BadVideoError, DatasetError, WindowError, build_dataset
-from lift.data.loading import collate_by_size
+from lift.data.loading import make_loader
 from lift.devices import autocast, autocast_dtype, resolve_device
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
@@ -92,7 +92,7 @@ def blend_baseline(frames: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Batches (collated by lift.data.loading.collate_by_size: a list of batches, one per frame size)
+# Batches (lift.data.loading.make_loader collates evaluation batches by frame size: a list of batches)
 # ---------------------------------------------------------------------------------------------
 
 def _iter_batches(loader: Iterable[Any], max_batches: int | None) -> Iterator[dict[str, Any]]:
@@ -479,11 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cfg = apply_overrides(trained_cfg, overrides)
 
-    dataset = build_dataset(cfg.data, args.split, train=False)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train.eval_batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-        collate_fn=collate_by_size)
     device = resolve_device(cfg.train.device, "train.device")
+    loader = make_loader(build_dataset(cfg.data, args.split, train=False), cfg, train=False, device=device)
 
     if model is None:
         df = evaluate_baselines(loader, eval_cfg=cfg.eval, split=args.split, device=device,

@@ -12,6 +12,8 @@ frame is held), so frame rate x factor and the duration is unchanged.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -488,3 +490,13 @@ def test_montage_and_output_write_through_their_own_temporaries(tmp_path: Path, 
     result = interpolate_video(model, clip, tmp_path / "o.mp4", montage=True, window=3, progress=False, max_frames=3)
     assert len(set(writers)) == 2 and all(w.parent == tmp_path for w in writers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.montage.mp4", "o.mp4"] and result.output_frames == 6
+
+
+def test_python_m_lift_interpolate_runs_the_command_line(tmp_path: Path) -> None:
+    """`python -m lift.interpolate` runs lift.interpolate_cli.main: a bad input is one line, exit 2."""
+    missing = tmp_path / "missing.mp4"
+    proc = subprocess.run([sys.executable, "-m", "lift.interpolate", "--checkpoint", str(tmp_path / "c.pt"),
+                           "--input", str(missing), "--output", str(tmp_path / "o.mp4")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: input {missing} does not exist"

@@ -92,14 +92,19 @@ def _open(path: Path) -> av.container.InputContainer:
         raise BadVideoError(path, f"cannot be opened as a video ({err})") from err
 
 
+def _video_stream(path: Path, container: Any) -> Any:
+    """The first video stream of an open container (BadVideoError when there is none)."""
+    if not container.streams.video:
+        raise BadVideoError(path, "contains no video stream")
+    return container.streams.video[0]
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Open the container and read its video stream header; nothing is decoded."""
     path = Path(path)
     container = _open(path)
     with container:
-        if not container.streams.video:
-            raise BadVideoError(path, "contains no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(path, container)
         width, height = stream.codec_context.width, stream.codec_context.height
         if width <= 0 or height <= 0:
             raise BadVideoError(path, f"video stream reports no frame size ({width}x{height})")
@@ -185,9 +190,7 @@ def decode_video(
     path = Path(path)
     container = _open(path)
     with container:
-        if not container.streams.video:
-            raise BadVideoError(path, "contains no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(path, container)
         # Frame threading changes nothing about output order and speeds up large frames.
         stream.thread_type = "AUTO"
         # "careful" makes the decoders flag (is_corrupt) damage they would otherwise conceal silently.
@@ -306,18 +309,45 @@ def cached_shape(path: Path) -> tuple[int, int, int, int] | None:
     return shape  # type: ignore[return-value]
 
 
-class _MapLRU:
+class _LRU:
+    """At most `capacity` items by key; the least recently used one is dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    def get(self, key: Any) -> np.ndarray | None:
+        arr = self._items.get(key)
+        if arr is not None:
+            self._items.move_to_end(key)
+        return arr
+
+    def put(self, key: Any, arr: np.ndarray) -> None:
+        self._items[key] = arr
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, key: Any) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _MapLRU(_LRU):
     """Open memory maps of cache entries, bounded: each map holds a file descriptor, and a dataset
     of thousands of videos must not hold thousands of them per worker."""
 
     def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
-        self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
+        super().__init__(capacity)
 
     def get(self, path: Path) -> np.ndarray | None:
-        arr = self._maps.get(path)
+        arr = super().get(path)
         if arr is not None:
-            self._maps.move_to_end(path)
             return arr
         if not path.is_file():
             return None
@@ -330,16 +360,8 @@ class _MapLRU:
         if not _check_entry(path, arr.shape, arr.dtype):
             return None
         STATS.cache_hits += 1
-        self._maps[path] = arr
-        while len(self._maps) > self.capacity:
-            self._maps.popitem(last=False)
+        self.put(path, arr)
         return arr
-
-    def forget(self, path: Path) -> None:
-        self._maps.pop(path, None)
-
-    def clear(self) -> None:
-        self._maps.clear()
 
 
 MAPS = _MapLRU()
@@ -359,27 +381,5 @@ def store_cached(path: Path, frames: np.ndarray) -> None:
     STATS.cache_writes += 1
 
 
-class _MemoryLRU:
-    """A few decoded arrays per process, for sources whose disk cache is off."""
-
-    def __init__(self, capacity: int = 2) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, key: str) -> np.ndarray | None:
-        arr = self._items.get(key)
-        if arr is not None:
-            self._items.move_to_end(key)
-        return arr
-
-    def put(self, key: str, arr: np.ndarray) -> None:
-        self._items[key] = arr
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-MEMORY_LRU = _MemoryLRU()
+# A few decoded arrays per process, for sources whose disk cache is off.
+MEMORY_LRU = _LRU(capacity=2)
