@@ -11,8 +11,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from lift.interpolate import (EDGE_POLICIES, FACTORS, InterpolateError, output_paths, check_distinct_paths,
-                              interpolate_video, load_model, resolve_amp, resolve_device)
+from lift.interpolate import (EDGE_POLICIES, FACTORS, InterpolateError, check_distinct_paths, interpolate_video,
+                              load_model, output_paths, resolve_amp, resolve_device)
 from lift.video_io import FrameReader, VideoIOError, check_writable
 
 
