@@ -36,19 +36,20 @@ import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
-from torch.utils.data import default_collate
+from PIL import Image
 from tqdm import tqdm
 
-from PIL import Image
-
 from lift import arms as arm_names
-from lift.atomic import OutputPathError, atomic_path, check_output_dir, write_json
-from lift.devices import resolve_device
-from lift.model.network import pad_to_multiple
+from lift.atomic import OutputPathError, atomic_path, atomic_write_text, check_output_dir, write_json
+from lift.checkpoint import CheckpointError, model_from_checkpoint
 from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
+from lift.data import BadVideoError, DatasetError, WindowError, build_dataset
+from lift.data.loading import make_loader
+from lift.devices import autocast, autocast_dtype, resolve_device
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
-from lift.metrics.lpips import load_lpips, lpips_distance
+from lift.metrics.lpips import LPIPSUnavailableError, load_lpips, lpips_distance
+from lift.model import InputPadder
 
 SAMPLES_FILE = "samples.parquet"
 ID_COLUMNS = ("sample_id", "video_id", "cluster_id", "target_index", "timestep")
@@ -90,20 +91,8 @@ def blend_baseline(frames: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Batches
+# Batches (lift.data.loading.make_loader collates evaluation batches by frame size: a list of batches)
 # ---------------------------------------------------------------------------------------------
-
-def collate_by_size(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Collate dataset samples into one batch per frame size (order kept within each size).
-
-    Evaluation uses whole frames and a dataset may mix videos of different sizes; the evaluation
-    loops accept a list of batches in place of one batch.
-    """
-    groups: dict[tuple[int, ...], list[dict[str, Any]]] = {}
-    for sample in samples:
-        groups.setdefault(tuple(sample["target"].shape), []).append(sample)
-    return [default_collate(group) for group in groups.values()]
-
 
 def _iter_batches(loader: Iterable[Any], max_batches: int | None) -> Iterator[dict[str, Any]]:
     for i, item in enumerate(loader):
@@ -304,15 +293,14 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
                 times = batch["times"].to(device, non_blocking=True)
                 timestep = batch["timestep"].to(device, non_blocking=True).reshape(-1)
                 target = batch["target"].to(device, non_blocking=True)
-                h, w = target.shape[-2:]
-                with torch.autocast(device_type=device.type, dtype=amp_dtype or torch.bfloat16,
-                                    enabled=amp_dtype is not None):
-                    pred, aux = model(pad_to_multiple(frames, multiple)[0], times, timestep)
-                pred = pred[..., :h, :w]
+                padder = InputPadder(frames.shape, multiple)
+                with autocast(device, amp_dtype):
+                    pred, aux = model(*padder.pad(frames), times, timestep)
+                pred = padder.unpad(pred)
                 metrics = scorer(pred, target)
                 flows = aux.get("flows") if isinstance(aux, dict) else None
                 if eval_cfg.flow_metrics and flows is not None:
-                    metrics.update(_flow_metrics(flows[:, :2, :, :h, :w], batch, frames, target, reference_flow))
+                    metrics.update(_flow_metrics(padder.unpad(flows[:, :2]), batch, frames, target, reference_flow))
                 rows += _rows(batch, metrics, run)
                 if saver is not None:
                     saver.add(_as_list(batch["sample_id"], int(target.shape[0])), pred, target)
@@ -441,21 +429,8 @@ def format_summary(summary: pd.DataFrame) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def load_model_for_eval(path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Config]:
-    """The trained model of a checkpoint (on the CPU) and its training config, via
-    ``lift.train.model_from_checkpoint`` (imported here: baselines need no model code)."""
-    from lift.train import model_from_checkpoint
-
+    """The trained model of a checkpoint (on the CPU) and its training config."""
     return model_from_checkpoint(Path(path), "cpu")
-
-
-def _amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "off" or device.type != "cuda":
-        return None
-    if mode == "fp16":
-        return torch.float16
-    if mode == "bf16":
-        return torch.bfloat16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -503,13 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         cfg = apply_overrides(trained_cfg, overrides)
 
-    from lift.data import build_dataset  # the data package is only needed here
-
-    dataset = build_dataset(cfg.data, args.split, train=False)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train.eval_batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-        collate_fn=collate_by_size)
     device = resolve_device(cfg.train.device, "train.device")
+    loader = make_loader(build_dataset(cfg.data, args.split, train=False), cfg, train=False, device=device)
 
     if model is None:
         df = evaluate_baselines(loader, eval_cfg=cfg.eval, split=args.split, device=device,
@@ -526,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         df = evaluate_model(model.to(device), loader, device=device, eval_cfg=cfg.eval,
                             arm=args.arm or arm_key(cfg.data.window, cfg.data.temporal_offset),
                             split=args.split, seed=cfg.train.seed, trial_id=trial,
-                            amp_dtype=_amp_dtype(cfg.train.amp, device), max_batches=args.max_batches,
+                            amp_dtype=autocast_dtype(cfg.train.amp, device, "evaluation"), max_batches=args.max_batches,
                             reference_flow=args.reference_flow)
     path = write_samples_table(df, args.out, csv=args.csv or cfg.eval.write_csv)
     print(format_summary(summarize(df)))
@@ -536,10 +506,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def cli(argv: list[str] | None = None) -> int:
     """`main` for the command line: errors about the user's input are one line and exit code 2."""
-    from lift.data import BadVideoError, DatasetError, WindowError
-    from lift.metrics.lpips import LPIPSUnavailableError
-    from lift.train import CheckpointError
-
     try:
         return main(argv)
     except (ConfigError, OutputPathError, CheckpointError, DatasetError, WindowError, BadVideoError,

@@ -32,9 +32,7 @@ for .mkv) decoding the output gives back the input's decoded frames bit-exactly;
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,11 +44,11 @@ import numpy as np
 import torch
 
 from lift import devices
+from lift.checkpoint import CheckpointError, model_from_checkpoint
 from lift.config import Config, ConfigError
 from lift.logging.progress import Progress
-from lift.model.network import pad_to_multiple
-from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
-                           choose_encoder)
+from lift.model import InputPadder
+from lift.video_io import FrameReader, SourceFrame, VideoWriter, check_writable, choose_encoder
 
 FACTORS = (2, 4, 8)
 EDGE_POLICIES = ("shrink", "mirror")
@@ -118,26 +116,20 @@ def resolve_device(name: str) -> torch.device:
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """auto: bf16 autocast on CUDA cards that support it, full precision on CPU."""
-    if amp == "off":
-        return None
-    if amp == "bf16":
-        return torch.bfloat16
-    if amp == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return None
-    raise InterpolateError(f"--amp {amp!r}: expected auto, bf16 or off")
+    """--amp -> autocast dtype, by the inference policy of lift.devices.autocast_dtype (auto: bf16
+    on CUDA cards that support it, full precision on CPU)."""
+    try:
+        return devices.autocast_dtype(amp, device, "inference", "--amp")
+    except ConfigError as err:
+        raise InterpolateError(str(err)) from None
 
 
 def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
-    """A LIFT training checkpoint loaded for inference (``lift.train.model_from_checkpoint``).
+    """A LIFT training checkpoint loaded for inference (``lift.checkpoint.model_from_checkpoint``).
 
     Raises InterpolateError naming the checkpoint when the file is not such a checkpoint or its
     weights do not fit the architecture its config describes (missing / unexpected / reshaped keys).
     """
-    from lift.train import CheckpointError, model_from_checkpoint
-
     try:
         return model_from_checkpoint(checkpoint, device)
     except CheckpointError as err:
@@ -172,8 +164,7 @@ class Predictor:
     def _eager(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         # The autocast weight cache is incompatible with graph capture (cached casts would be
         # freed after capture while the graph still points at them).
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None, cache_enabled=not self.cuda_graph):
+        with devices.autocast(self.device, self.amp_dtype, cache_enabled=not self.cuda_graph):
             pred, _ = self._forward(frames, times, timestep)
         return pred
 
@@ -331,11 +322,148 @@ def check_distinct_paths(inputs: dict[str, Path], outputs: dict[str, Path]) -> N
                 raise InterpolateError(f"{a} and {b} are the same file ({outputs[a]}); choose two different paths")
 
 
-def _output_paths(output: Path, montage: str | Path | bool | None) -> dict[str, Path]:
+def output_paths(output: Path, montage: str | Path | bool | None) -> dict[str, Path]:
+    """The files a run writes, keyed by the option that names them (--output, --montage)."""
     outputs = {"--output": output}
     if montage:
         outputs["--montage"] = _montage_path(output) if montage is True else Path(montage)
     return outputs
+
+
+def _check_options(factor: int, edge: str, window: int | None, model_window: int, ref_offset: int) -> int:
+    """The window to run (default: the model's), after checking the options against the model."""
+    if factor not in FACTORS:
+        raise InterpolateError(f"factor={factor!r}: expected one of {', '.join(map(str, FACTORS))}")
+    if edge not in EDGE_POLICIES:
+        raise InterpolateError(f"edge={edge!r}: expected one of {', '.join(EDGE_POLICIES)}")
+    window = model_window if window is None else int(window)
+    if window < 3 or window % 2 == 0 or window > model_window:
+        raise InterpolateError(f"--window {window}: expected an odd window from 3 up to the checkpoint's "
+                               f"window ({model_window})")
+    if ref_offset < 1:
+        raise InterpolateError(f"--ref_offset {ref_offset}: expected an integer >= 1")
+    return window
+
+
+def _next_pairs(pair: int, num_frames: int | None, pairs_per_batch: int, refs: int, ref_offset: int,
+                edge: str) -> list[tuple[int, list[int], list[float]]]:
+    """(pair, input indices, times) of the anchor pairs of the next batch, from `pair` on: at most
+    `pairs_per_batch`, all with the same window size (the first pair's)."""
+    batch: list[tuple[int, list[int], list[float]]] = []
+    for p in range(pair, pair + pairs_per_batch):
+        if num_frames is not None and p >= num_frames - 1:
+            break
+        if edge == "shrink":
+            indices, times = pair_inputs(p, references_for_pair(p, num_frames, refs, ref_offset), ref_offset)
+        else:
+            indices, times = pair_inputs(p, refs, ref_offset)
+            if num_frames is not None:
+                indices = [mirror_index(i, num_frames) for i in indices]
+            indices = [abs(i) for i in indices]  # left edge: reflect about frame 0
+        if batch and len(indices) != len(batch[0][1]):
+            break  # a batch needs one window size
+        batch.append((p, indices, times))
+    return batch
+
+
+class _Outputs:
+    """The output video (and montage) being written, the progress bar, and the result's counts."""
+
+    def __init__(self, info: Any, output: Path, montage_path: Path | None, out_fps: Fraction, encoder: Any,
+                 audio_source: Path | None, lossless: bool, deterministic: bool) -> None:
+        width, height = info.width, info.height
+        self.writer = VideoWriter(output, out_fps, width, height, encoder, audio_source=audio_source,
+                                  start_time=info.start_time, bitexact=deterministic)
+        self.montage: VideoWriter | None = None
+        self.frames = 0
+        try:
+            if montage_path is not None:
+                m_enc = choose_encoder(info.codec, "rgb24" if lossless else info.pix_fmt, montage_path,
+                                       lossless=lossless, width=2 * width, height=height,
+                                       deterministic=deterministic)
+                self.montage = VideoWriter(montage_path, out_fps, 2 * width, height, m_enc, bitexact=deterministic)
+        except BaseException:
+            self.writer.abort()
+            raise
+
+    def emit(self, original: SourceFrame, frame: SourceFrame | np.ndarray) -> None:
+        """One output frame (a passed-through original or a prediction), montage beside its input."""
+        self.writer.write(frame.frame if isinstance(frame, SourceFrame) else frame)
+        if self.montage is not None:
+            right = frame.rgb if isinstance(frame, SourceFrame) else frame
+            self.montage.write(np.concatenate((original.rgb, right), axis=1))
+        self.frames += 1
+
+    def close(self, audio_end_s: float | None) -> None:
+        self.writer.close(audio_end_s=audio_end_s)
+        if self.montage is not None:
+            self.montage.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+        if self.montage is not None:
+            self.montage.abort()
+
+
+@dataclass
+class _Job:
+    """The fixed settings of one interpolation run."""
+
+    predictor: Predictor
+    padder: InputPadder
+    device: torch.device
+    factor: int
+    refs: int
+    ref_offset: int
+    edge: str
+    pairs_per_batch: int
+
+    @property
+    def reach(self) -> int:
+        return self.ref_offset * self.refs
+
+
+def _predict(job: _Job, buffer: FrameBuffer, batch: list[tuple[int, list[int], list[float]]]) -> np.ndarray:
+    """The predicted frames of `batch` ([pairs * (factor-1), H, W, 3] uint8), pair by pair."""
+    per_pair = job.factor - 1
+    frames = torch.stack([torch.stack([buffer[i].tensor for i in idx]) for _, idx, _ in batch])
+    frames = frames.repeat_interleave(per_pair, dim=0)
+    times = torch.tensor([t for _, _, t in batch], dtype=torch.float32, device=job.device)
+    times = times.repeat_interleave(per_pair, dim=0)
+    timesteps = torch.tensor([k / job.factor for k in range(1, job.factor)], dtype=torch.float32, device=job.device)
+    pred = job.padder.unpad(job.predictor(frames, times, timesteps.repeat(len(batch))))
+    return pred.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _run_pairs(job: _Job, buffer: FrameBuffer, out: _Outputs, bar: Progress,
+               result: InterpolationResult) -> int:
+    """Write every anchor pair's original and predictions, then the held last frame; returns the
+    number of input frames."""
+    pair = 0
+    while True:
+        buffer.evict_before(pair - job.reach)
+        buffer.ensure(pair + job.pairs_per_batch + job.reach)
+        n = buffer.length
+        if n is not None and pair >= n - 1:
+            break
+        if n is not None and bar.total is None:
+            bar.set_total(output_frame_count(n, job.factor))
+        batch = _next_pairs(pair, n, job.pairs_per_batch, job.refs, job.ref_offset, job.edge)
+        images = _predict(job, buffer, batch)
+        for b, (p, idx, _) in enumerate(batch):
+            result.windows_used[len(idx) + 1] = result.windows_used.get(len(idx) + 1, 0) + 1
+            original = buffer[p].source
+            out.emit(original, original)
+            bar.update(1)
+            for j in range(job.factor - 1):
+                out.emit(original, images[b * (job.factor - 1) + j])
+                bar.update(1)
+        pair += len(batch)
+    last = buffer[n - 1].source
+    for _ in range(job.factor):  # hold the last frame: output duration = input duration
+        out.emit(last, last)
+        bar.update(1)
+    return n
 
 
 def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | Path, *, factor: int = 2,
@@ -356,238 +484,85 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
     deterministic cuDNN); without it the decoded frames of lossless runs are identical anyway.
     `max_frames`: use only the first input frames (a preview; the audio is cut at the same time).
     """
-    if factor not in FACTORS:
-        raise InterpolateError(f"factor={factor!r}: expected one of {', '.join(map(str, FACTORS))}")
-    if edge not in EDGE_POLICIES:
-        raise InterpolateError(f"edge={edge!r}: expected one of {', '.join(EDGE_POLICIES)}")
-    model_window = int(getattr(model, "window", 3))
-    window = model_window if window is None else int(window)
-    if window < 3 or window % 2 == 0 or window > model_window:
-        raise InterpolateError(f"--window {window}: expected an odd window from 3 up to the checkpoint's "
-                               f"window ({model_window})")
-    if ref_offset < 1:
-        raise InterpolateError(f"--ref_offset {ref_offset}: expected an integer >= 1")
+    window = _check_options(factor, edge, window, int(getattr(model, "window", 3)), ref_offset)
     device = torch.device(device)
     input, output = Path(input), Path(output)
-    outputs = _output_paths(output, montage)
+    outputs = output_paths(output, montage)
     check_distinct_paths({"--input": input}, outputs)
     for path in outputs.values():
         check_writable(path)
-    montage_path = outputs.get("--montage")
-
     if deterministic and device.type == "cuda":
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     model.eval()
-    predictor = Predictor(model, device, amp_dtype, compile=compile, cuda_graph=cuda_graph)
-    multiple = int(getattr(model, "size_multiple", 1))
-    refs = (window - 3) // 2
     per_pair = factor - 1
     if batch_size is None:
         batch_size = per_pair * (4 if device.type == "cuda" else 1)
     if batch_size < 1:
         raise InterpolateError(f"--batch_size {batch_size}: expected >= 1")
-    pairs_per_batch = max(1, batch_size // per_pair)
-    capacity = buffer_capacity(window, ref_offset, pairs_per_batch)
-    reach = ref_offset * refs
-
+    if max_frames is not None and max_frames < 2:
+        raise InterpolateError(f"--max_frames {max_frames}: expected at least 2")
+    predictor = Predictor(model, device, amp_dtype, compile=compile, cuda_graph=cuda_graph)
     with FrameReader(input, fps=fps) as reader:
-        info = reader.info
-        height, width = info.height, info.width
-        out_fps = info.fps * factor
-        encoder = choose_encoder(info.codec, info.pix_fmt, output, lossless=lossless, width=width, height=height,
-                                 deterministic=deterministic)
-        audio_source = info.path if (audio and info.audio_streams and info.kind == "video") else None
+        padder = InputPadder((reader.info.height, reader.info.width), int(getattr(model, "size_multiple", 1)))
+        job = _Job(predictor, padder, device, factor, (window - 3) // 2, ref_offset, edge,
+                   max(1, batch_size // per_pair))
+        return _interpolate_stream(job, reader, input, output, outputs.get("--montage"), window=window,
+                                   lossless=lossless, audio=audio, progress=progress, deterministic=deterministic,
+                                   max_frames=max_frames)
 
-        def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-            t = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div_(255.0)
-            return pad_to_multiple(t, multiple)[0]
 
-        frames_iter: Iterator[SourceFrame] = iter(reader)
-        if max_frames is not None:
-            if max_frames < 2:
-                raise InterpolateError(f"--max_frames {max_frames}: expected at least 2")
-            frames_iter = itertools.islice(frames_iter, max_frames)
-        buffer = FrameBuffer(frames_iter, to_tensor)
-        buffer.ensure(1)
-        if buffer.length is not None and buffer.length < 2:
-            raise InterpolateError(f"input {input} has {buffer.length} frame(s); interpolation needs at least 2")
+def _interpolate_stream(job: _Job, reader: FrameReader, input: Path, output: Path, montage_path: Path | None, *,
+                        window: int, lossless: bool, audio: bool, progress: bool, deterministic: bool,
+                        max_frames: int | None) -> InterpolationResult:
+    """Decode, predict and encode `reader`'s frames (see interpolate_video)."""
+    info = reader.info
+    out_fps = info.fps * job.factor
+    encoder = choose_encoder(info.codec, info.pix_fmt, output, lossless=lossless, width=info.width,
+                             height=info.height, deterministic=deterministic)
+    audio_source = info.path if (audio and info.audio_streams and info.kind == "video") else None
 
-        writer = VideoWriter(output, out_fps, width, height, encoder, audio_source=audio_source,
-                             start_time=info.start_time, bitexact=deterministic)
-        montage_writer = None
-        try:
-            if montage_path is not None:
-                m_enc = choose_encoder(info.codec, "rgb24" if lossless else info.pix_fmt, montage_path,
-                                       lossless=lossless, width=2 * width, height=height,
-                                       deterministic=deterministic)
-                montage_writer = VideoWriter(montage_path, out_fps, 2 * width, height, m_enc, bitexact=deterministic)
-            known = min(info.num_frames, max_frames or info.num_frames) if info.num_frames else None
-            total = output_frame_count(known, factor) if known else None
-            bar = _progress_bar(total, progress)
-            result = InterpolationResult(
-                output=output, montage=montage_path, input_frames=0, output_frames=0, input_fps=info.fps,
-                output_fps=out_fps, factor=factor, window=window, ref_offset=ref_offset, edge=edge,
-                buffer_capacity=capacity, encoder=encoder.codec, pix_fmt=encoder.pix_fmt)
-            start = time.perf_counter()
+    def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+        return job.padder.pad(torch.from_numpy(rgb).to(job.device).permute(2, 0, 1).float().div_(255.0))[0]
 
-            def emit(original: SourceFrame, frame: SourceFrame | np.ndarray) -> None:
-                writer.write(frame.frame if isinstance(frame, SourceFrame) else frame)
-                if montage_writer is not None:
-                    right = frame.rgb if isinstance(frame, SourceFrame) else frame
-                    montage_writer.write(np.concatenate((original.rgb, right), axis=1))
-                result.output_frames += 1
-                bar.update(1)
-
-            timesteps = torch.tensor([k / factor for k in range(1, factor)], dtype=torch.float32, device=device)
-            pair = 0
-            while True:
-                buffer.evict_before(pair - reach)
-                buffer.ensure(pair + pairs_per_batch + reach)
-                n = buffer.length
-                if n is not None and pair >= n - 1:
-                    break
-                if n is not None and bar.total is None:
-                    bar.set_total(output_frame_count(n, factor))
-                batch: list[tuple[int, list[int], list[float]]] = []
-                for p in range(pair, pair + pairs_per_batch):
-                    if n is not None and p >= n - 1:
-                        break
-                    if edge == "shrink":
-                        k = references_for_pair(p, n, refs, ref_offset)
-                        indices, times = pair_inputs(p, k, ref_offset)
-                    else:
-                        indices, times = pair_inputs(p, refs, ref_offset)
-                        if n is not None:
-                            indices = [mirror_index(i, n) for i in indices]
-                        indices = [abs(i) for i in indices]  # left edge: reflect about frame 0
-                    if batch and len(indices) != len(batch[0][1]):
-                        break  # a batch needs one window size
-                    batch.append((p, indices, times))
-                frames = torch.stack([torch.stack([buffer[i].tensor for i in idx]) for _, idx, _ in batch])
-                frames = frames.repeat_interleave(per_pair, dim=0)
-                times_t = torch.tensor([t for _, _, t in batch], dtype=torch.float32, device=device)
-                times_t = times_t.repeat_interleave(per_pair, dim=0)
-                steps = timesteps.repeat(len(batch))
-                pred = predictor(frames, times_t, steps)[:, :, :height, :width]
-                images = (pred.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy())
-                for b, (p, idx, _) in enumerate(batch):
-                    w = len(idx) + 1
-                    result.windows_used[w] = result.windows_used.get(w, 0) + 1
-                    original = buffer[p].source
-                    emit(original, original)
-                    for j in range(per_pair):
-                        emit(original, images[b * per_pair + j])
-                pair += len(batch)
-            last = buffer[n - 1].source
-            for _ in range(factor):  # hold the last frame: output duration = input duration
-                emit(last, last)
-            bar.close()
-            result.input_frames = n
-            result.peak_buffered_frames = buffer.peak
-            result.audio_streams = writer.audio_streams
-            truncated = max_frames is not None and n == max_frames
-            writer.close(audio_end_s=float(Fraction(n) / info.fps) if truncated else None)
-            result.audio_packets = writer.audio_packets
-            if montage_writer is not None:
-                montage_writer.close()
-            result.seconds = time.perf_counter() - start
-            return result
-        except BaseException:
-            writer.abort()
-            if montage_writer is not None:
-                montage_writer.abort()
-            raise
+    frames_iter: Iterator[SourceFrame] = iter(reader)
+    if max_frames is not None:
+        frames_iter = itertools.islice(frames_iter, max_frames)
+    buffer = FrameBuffer(frames_iter, to_tensor)
+    buffer.ensure(1)
+    if buffer.length is not None and buffer.length < 2:
+        raise InterpolateError(f"input {input} has {buffer.length} frame(s); interpolation needs at least 2")
+    out = _Outputs(info, output, montage_path, out_fps, encoder, audio_source, lossless, deterministic)
+    try:
+        known = min(info.num_frames, max_frames or info.num_frames) if info.num_frames else None
+        bar = _progress_bar(output_frame_count(known, job.factor) if known else None, progress)
+        result = InterpolationResult(
+            output=output, montage=montage_path, input_frames=0, output_frames=0, input_fps=info.fps,
+            output_fps=out_fps, factor=job.factor, window=window, ref_offset=job.ref_offset, edge=job.edge,
+            buffer_capacity=buffer_capacity(window, job.ref_offset, job.pairs_per_batch), encoder=encoder.codec,
+            pix_fmt=encoder.pix_fmt)
+        start = time.perf_counter()
+        n = _run_pairs(job, buffer, out, bar, result)
+        bar.close()
+        result.input_frames, result.output_frames, result.peak_buffered_frames = n, out.frames, buffer.peak
+        result.audio_streams = out.writer.audio_streams
+        truncated = max_frames is not None and n == max_frames
+        out.close(audio_end_s=float(Fraction(n) / info.fps) if truncated else None)
+        result.audio_packets = out.writer.audio_packets
+        result.seconds = time.perf_counter() - start
+        return result
+    except BaseException:
+        out.abort()
+        raise
 
 
 def _progress_bar(total: int | None, enabled: bool) -> Progress:
     return Progress(total, desc="interpolate", mode="auto" if enabled else "off", interval_s=10.0, unit="frame")
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line
-# ---------------------------------------------------------------------------------------------
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lift.interpolate",
-                                description="Interpolate a video (or a folder of frames) with a LIFT checkpoint.")
-    p.add_argument("--checkpoint", required=True,
-                   help="checkpoint written by lift.train (e.g. run/checkpoints/best.pt)")
-    p.add_argument("--input", required=True, help="video file PyAV can decode, or a folder of images (sorted by name)")
-    p.add_argument("--output", required=True, help="output video file (.mp4, .mkv, ...)")
-    p.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier (default 2)")
-    p.add_argument("--window", type=int, default=None,
-                   help="frames per window incl. the target; default and maximum: the checkpoint's window")
-    p.add_argument("--ref_offset", type=int, default=None,
-                   help="input frames between consecutive references (default: the checkpoint's temporal_offset)")
-    p.add_argument("--edge", choices=EDGE_POLICIES, default="shrink",
-                   help="clip edges: shrink = shorter window where references fall outside (default); "
-                        "mirror = reflect references back into the video")
-    p.add_argument("--fps", type=str, default=None,
-                   help="input frame rate, e.g. 24 or 30000/1001: for frame folders (default 25), or to override "
-                        "a video's rate")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "off"),
-                   help="autocast precision: auto = bf16 on CUDA, off on CPU")
-    p.add_argument("--batch_size", type=int, default=None,
-                   help="predicted frames per forward pass (default: one anchor pair on CPU, 4 pairs on CUDA)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA: reduce-overhead graphs)")
-    p.add_argument("--cuda_graph", action="store_true", help="capture and replay CUDA graphs (CUDA only)")
-    p.add_argument("--lossless", action="store_true",
-                   help="lossless encoding (x264 qp=0, or ffv1 for .mkv): original frames come out bit-exact")
-    p.add_argument("--montage", nargs="?", const=True, default=None, metavar="PATH",
-                   help="also write input | output side by side (default path: <output stem>.montage<suffix>)")
-    p.add_argument("--no_audio", action="store_true", help="do not copy the audio stream(s)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="byte-identical output across runs (single-threaded encoder, deterministic cuDNN)")
-    p.add_argument("--max_frames", type=int, default=None, help="interpolate only the first N input frames")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def _parse_fps(text: str | None) -> Fraction | None:
-    if text is None:
-        return None
-    try:
-        value = Fraction(text)
-    except (ValueError, ZeroDivisionError) as err:
-        raise InterpolateError(f"--fps {text!r}: expected a positive number or fraction such as 30000/1001") from err
-    if value <= 0:
-        raise InterpolateError(f"--fps {text!r}: expected a positive frame rate")
-    return value
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        fps = _parse_fps(args.fps)
-        device = resolve_device(args.device)
-        amp_dtype = resolve_amp(args.amp, device)
-        # Cheap checks first: a bad input or output path must not wait for the model to load.
-        if not Path(args.input).exists():
-            raise InterpolateError(f"input {args.input} does not exist")
-        outputs = _output_paths(Path(args.output), args.montage)
-        check_distinct_paths({"--input": Path(args.input), "--checkpoint": Path(args.checkpoint)}, outputs)
-        for path in outputs.values():
-            check_writable(path)
-        with FrameReader(args.input, fps=fps):
-            pass  # unreadable input or no video stream: fail before loading the model
-        model, cfg = load_model(args.checkpoint, device)
-        ref_offset = args.ref_offset if args.ref_offset is not None else cfg.data.temporal_offset
-        result = interpolate_video(
-            model, args.input, args.output, factor=args.factor, window=args.window, ref_offset=ref_offset,
-            edge=args.edge, device=device, amp_dtype=amp_dtype, batch_size=args.batch_size,
-            lossless=args.lossless, montage=args.montage, audio=not args.no_audio, fps=fps,
-            progress=not args.quiet, compile=args.compile, cuda_graph=args.cuda_graph,
-            deterministic=args.deterministic, max_frames=args.max_frames)
-    except (InterpolateError, VideoIOError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(result.summary())
-    if result.montage is not None:
-        print(f"wrote montage {result.montage}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m lift.interpolate` is the command line of lift.interpolate_cli, which imports this
+    # module (so it cannot be imported at the top without a cycle).
+    from lift.interpolate_cli import main
+
+    raise SystemExit(main())

@@ -21,6 +21,7 @@ from typing import Any
 
 import av
 import numpy as np
+from PIL import Image
 
 from lift.atomic import temporary_path
 
@@ -131,8 +132,6 @@ class FrameReader:
         )
 
     def _open_folder(self, fps: Fraction | float | None) -> SourceInfo:
-        from PIL import Image
-
         self._files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
             raise VideoIOError(f"input folder {self.path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -169,8 +168,6 @@ class FrameReader:
             raise VideoIOError(f"cannot decode {self.path} at frame {index}: {err}") from err
 
     def _iter_folder(self) -> Iterator[SourceFrame]:
-        from PIL import Image
-
         for index, path in enumerate(self._files):
             try:
                 with Image.open(path) as im:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from lift.config import load_config  # noqa: E402
 from lift.model import build_model  # noqa: E402
-from lift.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint  # noqa: E402
+from lift.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint  # noqa: E402
 from lift.video_io import VideoWriter, choose_encoder, read_video_rgb  # noqa: E402
 
 PY = sys.executable

@@ -8,14 +8,15 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader, Dataset
 
+from lift.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from lift.config import ConfigError, EvalConfig, load_config
+from lift.data.loading import collate_by_size
 from lift.model import build_model
 from lift.data.window import WindowSpec, sample_id
 from lift.metrics.image import psnr
 from lift.evaluate import (
     REQUIRED_COLUMNS,
     arm_key,
-    collate_by_size,
     evaluate_baselines,
     evaluate_model,
     main,
@@ -239,7 +240,6 @@ def test_cli_baselines_on_the_embedded_clips(tmp_path, capsys):
 def test_cli_checkpoint(tmp_path, capsys):
     from lift.config import load_config
     from lift.model import build_model
-    from lift.train import CHECKPOINT_FORMAT, save_checkpoint
 
     cfg = load_config(None, ["model.width=0.125", "model.refine=false", "model.block_depth=1"])
     model = build_model(cfg.model, cfg.data.window)
@@ -267,7 +267,6 @@ def test_cli_input_errors_are_one_line_with_exit_code_2(tmp_path, capsys) -> Non
 
 def test_cli_bad_checkpoints_are_one_line_with_exit_code_2(tmp_path, capsys) -> None:
     from lift.evaluate import cli
-    from lift.train import CHECKPOINT_FORMAT, save_checkpoint
 
     good = save_checkpoint({"format": CHECKPOINT_FORMAT, "model": {}, "config": {}}, tmp_path / "g.pt").read_bytes()
     (tmp_path / "random.pt").write_bytes(np.random.default_rng(1).bytes(2048))

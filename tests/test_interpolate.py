@@ -12,6 +12,8 @@ frame is held), so frame rate x factor and the duration is unchanged.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,8 +26,9 @@ from PIL import Image
 import lift.interpolate
 from lift.config import Config
 from lift.data.window import WindowSpec
-from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, main,
-                              mirror_index, output_frame_count, pair_inputs, references_for_pair)
+from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, mirror_index,
+                              output_frame_count, pair_inputs, references_for_pair)
+from lift.interpolate_cli import main
 from lift.model import build_model
 from lift.video_io import FrameReader, VideoWriter, read_video_rgb
 
@@ -312,7 +315,7 @@ def test_failed_run_leaves_no_partial_output(tmp_path: Path, clip: Path, model: 
 
 
 def test_checkpoint_fixture_is_in_lift_train_format(checkpoint: Path) -> None:
-    from lift.train import model_from_checkpoint
+    from lift.checkpoint import model_from_checkpoint
 
     net, cfg = model_from_checkpoint(checkpoint, "cpu")
     assert cfg.data.window == 7 and net.window == 7
@@ -487,3 +490,13 @@ def test_montage_and_output_write_through_their_own_temporaries(tmp_path: Path, 
     result = interpolate_video(model, clip, tmp_path / "o.mp4", montage=True, window=3, progress=False, max_frames=3)
     assert len(set(writers)) == 2 and all(w.parent == tmp_path for w in writers)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.montage.mp4", "o.mp4"] and result.output_frames == 6
+
+
+def test_python_m_lift_interpolate_runs_the_command_line(tmp_path: Path) -> None:
+    """`python -m lift.interpolate` runs lift.interpolate_cli.main: a bad input is one line, exit 2."""
+    missing = tmp_path / "missing.mp4"
+    proc = subprocess.run([sys.executable, "-m", "lift.interpolate", "--checkpoint", str(tmp_path / "c.pt"),
+                           "--input", str(missing), "--output", str(tmp_path / "o.mp4")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: input {missing} does not exist"

@@ -23,8 +23,9 @@ import torch
 from lift.bench.common import describe_device, resolve_device
 from lift.config import Config, load_config, parse_override
 from lift.metrics.image import psnr
-from lift.train import (EpochDataset, EpochSampler, Trainer, build_components, build_datasets, forward_batch,
-                        make_loader, seed_everything, to_device)
+from lift.data.loading import EpochDataset, EpochSampler, make_loader
+from lift.rng import seed_everything
+from lift.train import Trainer, build_components, build_datasets, forward_batch, to_device
 
 WINDOWS = (3, 15)
 VARIANTS = ("informative", "uninformative")

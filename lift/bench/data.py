@@ -7,7 +7,7 @@ reads). ``samples_per_s`` counts window samples delivered; ``mb_per_s`` is the s
 tensors delivered (inputs + target), the volume the GPU copy must sustain. The raw PyAV decode rate
 of the same clips (``fps``) is the reference for the cold figures.
 
-When ``lift.model`` is importable, the training step is timed too (forward, loss, backward and
+The training step is timed too (forward, loss, backward and
 optimiser step on the same crop/window, model settings from a preset) and the consumption rate is
 printed next to the warm-cache rate: the goal is warm loading >= 3x what training consumes, so the
 data never starves the accelerator. ``--quick`` (used by ``bench all --quick``) keeps one small clip,
@@ -25,10 +25,11 @@ from typing import Any
 
 import torch
 
-from lift.bench.common import describe_device, resolve_device, time_call
+from lift.bench.common import describe_device, format_table, resolve_device, time_call
 from lift.config import DataConfig, load_config
 from lift.data import build_dataloader, build_dataset, embedded_clip_paths
 from lift.data.decode import decode_video
+from lift.model import LIFTLoss, build_model
 
 SMOKE_CROP = (64, 64)
 GPU_CROP = (256, 256)
@@ -85,11 +86,7 @@ def _decode_fps(clips: list[Path], frame_size: tuple[int, int] | None) -> tuple[
 
 def _train_step(preset: str, window: int, crop: tuple[int, int], device: torch.device,
                 batch_size: int) -> tuple[float | None, int, str]:
-    """(seconds per optimiser step, batch, note) with the preset's model; None when unavailable."""
-    try:
-        from lift.model import LIFTLoss, build_model
-    except ImportError as err:
-        return None, batch_size, f"lift.model not importable ({err}); no training-step reference"
+    """(seconds per optimiser step, batch, note) with the preset's model; None when it fails."""
     cfg = load_config(preset)
     batch = cfg.train.batch_size
     try:
@@ -126,6 +123,48 @@ def _warm_up(tmp: Path, setup: dict[str, Any]) -> None:
     shutil.rmtree(tmp / "warm-up-cache", ignore_errors=True)
 
 
+def _time_loaders(tmp: Path, root: Path, setup: dict[str, Any], window: int, workers_list: list[int],
+                  samples: int, batch_size: int, cpu: str) -> tuple[list[dict[str, Any]], float]:
+    """Cold- and warm-cache loader records of one window for every worker count, and the best warm rate."""
+    records: list[dict[str, Any]] = []
+    warm_best = 0.0
+    for workers in workers_list:
+        cache = tmp / f"cache-{setup['name']}-{window}-{workers}"
+        cfg = _data_cfg(root, cache, setup["crop"], setup["frame_size"], window, samples)
+        ds = build_dataset(cfg, "all", train=True, seed=0)
+        for epoch, state in enumerate(("cold", "warm")):
+            seconds, n, nbytes = _time_epoch(ds, batch_size, workers, epoch)
+            rate = n / seconds
+            if state == "warm":
+                warm_best = max(warm_best, rate)
+            records.append({"bench": "data", "device": cpu, "stage": f"loader-{state}", "window": window,
+                            "temporal_offset": 1, "resolution": list(setup["crop"]),
+                            "batch": batch_size, "workers": workers, "samples_per_s": rate,
+                            "mb_per_s": nbytes / seconds / 1e6})
+        shutil.rmtree(cache, ignore_errors=True)
+    return records, warm_best
+
+
+def _consumption(setup: dict[str, Any], window: int, warm_best: float, device: torch.device,
+                 batch_size: int) -> tuple[dict[str, Any] | None, str]:
+    """The training-step record (None when skipped or failed) and the note comparing it with loading."""
+    size = f"{setup['crop'][0]}x{setup['crop'][1]}"
+    if device.type == "cpu" and setup["name"] == "gpu":
+        return None, (f"window {window} at {size}: training-step reference skipped on CPU (run with a GPU, "
+                      "--device cuda)")
+    step_s, batch, note = _train_step(setup["preset"], window, setup["crop"], device, batch_size)
+    if step_s is None:
+        return None, f"window {window}: {note}"
+    consume = batch / step_s
+    record = {"bench": "data", "device": describe_device(device), "stage": "train-step", "window": window,
+              "temporal_offset": 1, "resolution": list(setup["crop"]), "batch": batch, "train_step_s": step_s,
+              "samples_per_s": consume}
+    verdict = "meets" if warm_best >= GOAL * consume else "BELOW"
+    return record, (f"window {window} at {size} ({note}): warm loading {warm_best:.1f} samples/s vs training "
+                    f"consumption {consume:.1f} samples/s on {describe_device(device)} = "
+                    f"{warm_best / consume:.1f}x ({verdict} the {GOAL:.0f}x goal)")
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     quick = bool(getattr(args, "quick", False))
     windows = args.windows or ([3, 15] if quick else [3, 7, 15])
@@ -149,39 +188,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                             "resolution": list(setup["frame_size"]) if setup["frame_size"] else "native",
                             "fps": fps, "frames": nframes})
             for window in windows:
-                warm_best = 0.0
-                for workers in workers_list:
-                    cache = tmp / f"cache-{setup['name']}-{window}-{workers}"
-                    cfg = _data_cfg(root, cache, setup["crop"], setup["frame_size"], window, samples)
-                    ds = build_dataset(cfg, "all", train=True, seed=0)
-                    for epoch, state in enumerate(("cold", "warm")):
-                        seconds, n, nbytes = _time_epoch(ds, args.batch_size, workers, epoch)
-                        rate = n / seconds
-                        if state == "warm":
-                            warm_best = max(warm_best, rate)
-                        records.append({"bench": "data", "device": cpu, "stage": f"loader-{state}", "window": window,
-                                        "temporal_offset": 1, "resolution": list(setup["crop"]),
-                                        "batch": args.batch_size, "workers": workers, "samples_per_s": rate,
-                                        "mb_per_s": nbytes / seconds / 1e6})
-                    shutil.rmtree(cache, ignore_errors=True)
+                loader_records, warm_best = _time_loaders(tmp, root, setup, window, workers_list, samples,
+                                                          args.batch_size, cpu)
+                records += loader_records
                 if args.no_train_step:
                     continue
-                if device.type == "cpu" and setup["name"] == "gpu":
-                    notes.append(f"window {window} at {setup['crop'][0]}x{setup['crop'][1]}: training-step reference "
-                                 "skipped on CPU (run with a GPU, --device cuda)")
-                    continue
-                step_s, batch, note = _train_step(setup["preset"], window, setup["crop"], device, args.batch_size)
-                if step_s is None:
-                    notes.append(f"window {window}: {note}")
-                    continue
-                consume = batch / step_s
-                records.append({"bench": "data", "device": describe_device(device), "stage": "train-step",
-                                "window": window, "temporal_offset": 1, "resolution": list(setup["crop"]),
-                                "batch": batch, "train_step_s": step_s, "samples_per_s": consume})
-                verdict = "meets" if warm_best >= GOAL * consume else "BELOW"
-                notes.append(f"window {window} at {setup['crop'][0]}x{setup['crop'][1]} ({note}): warm loading "
-                             f"{warm_best:.1f} samples/s vs training consumption {consume:.1f} samples/s on "
-                             f"{describe_device(device)} = {warm_best / consume:.1f}x ({verdict} the {GOAL:.0f}x goal)")
+                record, note = _consumption(setup, window, warm_best, device, args.batch_size)
+                records += [record] if record is not None else []
+                notes.append(note)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for line in notes:
@@ -191,6 +205,4 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 if __name__ == "__main__":
     parsed = add_arguments(argparse.ArgumentParser(description=__doc__)).parse_args()
-    from lift.bench.common import format_table
-
     print(format_table(run(parsed)))

@@ -24,6 +24,7 @@ import torch
 
 from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, time_call
 from lift.config import ModelConfig
+from lift.model import build_model
 from lift.interpolate import InterpolateError, Predictor, interpolate_video, pair_inputs, resolve_amp
 
 WINDOWS = (3, 15)
@@ -76,8 +77,6 @@ def time_inference(window: int, model_cfg: ModelConfig, height: int, width: int,
                    device: torch.device, amp_dtype: torch.dtype | None, mode: str, repeats: int
                    ) -> dict[str, Any]:
     """Seconds per forward and frames/s for one window, size and mode (eager/compile/cuda_graph)."""
-    from lift.model import build_model
-
     torch.manual_seed(0)
     model = build_model(model_cfg, window).to(device).eval()
     frames, times, timestep, padded = _inputs(window, batch, height, width, model.size_multiple, device)
@@ -101,8 +100,6 @@ def _bundled_clip(quick: bool) -> Path | None:
 def time_pipeline(window: int, model_cfg: ModelConfig, device: torch.device, amp_dtype: torch.dtype | None,
                   quick: bool, cuda_graph: bool) -> dict[str, Any] | None:
     """Whole streaming run (decode, pad, forward, crop, encode) on the first frames of a real clip."""
-    from lift.model import build_model
-
     clip = _bundled_clip(quick)
     if clip is None:
         return None

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, time_call
+from lift.data.video_folder import embedded_clip_paths
 from lift.metrics.flow import epe_stats, tvl1_flow
 from lift.metrics.image import psnr, ssim
 from lift.metrics.lpips import LPIPSUnavailableError, load_lpips, lpips_distance
@@ -37,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _real_pair(height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Two consecutive real frames [3, H, W] in [0, 1], center-cropped (tiled if the clip is smaller)."""
-    from lift.data.video_folder import embedded_clip_paths
-
     path = next(p for p in embedded_clip_paths() if p.name == CLIP)
     frames = []
     with av.open(str(path)) as container:

@@ -17,6 +17,9 @@ import torch
 
 from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device
 from lift.config import Config, load_config
+from lift.data.loading import EpochDataset, EpochSampler, make_loader
+from lift.rng import seed_everything
+from lift.train import Trainer, build_components, build_datasets
 
 WINDOWS = (3, 7, 15)
 
@@ -60,9 +63,6 @@ def bench_config(window: int, gpu: bool, args: argparse.Namespace) -> Config:
 
 
 def bench_window(window: int, device: torch.device, gpu: bool, args: argparse.Namespace) -> dict[str, Any]:
-    from lift.train import (EpochDataset, EpochSampler, Trainer, build_components, build_datasets, make_loader,
-                            seed_everything)
-
     quick = args.quick
     steps = args.steps or (3 if quick else (30 if gpu else 10))
     warmup = args.warmup if args.warmup is not None else (1 if quick else (10 if gpu else 2))

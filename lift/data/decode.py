@@ -26,6 +26,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -91,14 +92,19 @@ def _open(path: Path) -> av.container.InputContainer:
         raise BadVideoError(path, f"cannot be opened as a video ({err})") from err
 
 
+def _video_stream(path: Path, container: Any) -> Any:
+    """The first video stream of an open container (BadVideoError when there is none)."""
+    if not container.streams.video:
+        raise BadVideoError(path, "contains no video stream")
+    return container.streams.video[0]
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Open the container and read its video stream header; nothing is decoded."""
     path = Path(path)
     container = _open(path)
     with container:
-        if not container.streams.video:
-            raise BadVideoError(path, "contains no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(path, container)
         width, height = stream.codec_context.width, stream.codec_context.height
         if width <= 0 or height <= 0:
             raise BadVideoError(path, f"video stream reports no frame size ({width}x{height})")
@@ -114,6 +120,62 @@ def _resize_kwargs(native_hw: tuple[int, int], frame_size: tuple[int, int] | Non
     return {"width": w, "height": h, "interpolation": "AREA" if downscale else "BILINEAR"}
 
 
+def _check_frame(path: Path, frame: av.VideoFrame, index: int, first_hw: tuple[int, int]) -> None:
+    """BadVideoError when a decoded frame changes size or is flagged corrupt."""
+    hw = (frame.height, frame.width)
+    if hw != first_hw:
+        raise BadVideoError(
+            path, f"frame {index} is {hw[1]}x{hw[0]} but frame 0 is {first_hw[1]}x{first_hw[0]} "
+                  "(the frame size changes inside the video)")
+    if frame.is_corrupt:
+        raise BadVideoError(path, f"frame {index} is flagged corrupt by the decoder (damaged data)")
+
+
+def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[int, int] | None,
+                   max_frames: int | None) -> list[np.ndarray]:
+    """RGB frames of `stream` (resized to `frame_size`), checked frame by frame."""
+    frames: list[np.ndarray] = []
+    first_hw: tuple[int, int] | None = None
+    kwargs: dict = {}
+    warned_gray = False
+    try:
+        for frame in container.decode(stream):
+            if first_hw is None:
+                first_hw = (frame.height, frame.width)
+                kwargs = _resize_kwargs(first_hw, frame_size)
+            _check_frame(path, frame, len(frames), first_hw)
+            fmt = frame.format.name
+            if not warned_gray and (fmt.startswith("gray") or fmt.startswith("ya")):
+                log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
+                            path, fmt)
+                warned_gray = True
+            frames.append(frame.to_ndarray(format="rgb24", **kwargs))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    except BadVideoError:
+        raise
+    except (av.FFmpegError, OSError) as err:
+        raise BadVideoError(path, f"decode error after {len(frames)} frames ({err})") from err
+    return frames
+
+
+def _check_count(path: Path, frames: list[np.ndarray], declared: int) -> list[np.ndarray]:
+    """The frames, checked against the count the container declares (truncated files are refused)."""
+    if declared <= 0:
+        return frames
+    if len(frames) < declared:
+        raise BadVideoError(
+            path, f"the container declares {declared} frames but only {len(frames)} could be decoded "
+                  "(truncated or damaged file)")
+    if len(frames) > declared:
+        # Keep the declared count so the sequence length never depends on whether it came from
+        # the header (first run) or the cache (later runs): sample ids must be stable.
+        log.warning("%s: decoded %d frames, the container declares %d; using the first %d",
+                    path, len(frames), declared, declared)
+        frames = frames[:declared]
+    return frames
+
+
 def decode_video(
     path: str | os.PathLike,
     frame_size: tuple[int, int] | None = None,
@@ -127,57 +189,18 @@ def decode_video(
     """
     path = Path(path)
     container = _open(path)
-    frames: list[np.ndarray] = []
-    warned_gray = False
     with container:
-        if not container.streams.video:
-            raise BadVideoError(path, "contains no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(path, container)
         # Frame threading changes nothing about output order and speeds up large frames.
         stream.thread_type = "AUTO"
         # "careful" makes the decoders flag (is_corrupt) damage they would otherwise conceal silently.
         stream.codec_context.options = {"err_detect": "careful"}
         declared = int(stream.frames or 0)
-        first_hw: tuple[int, int] | None = None
-        kwargs: dict = {}
-        try:
-            for frame in container.decode(stream):
-                index = len(frames)
-                hw = (frame.height, frame.width)
-                if first_hw is None:
-                    first_hw = hw
-                    kwargs = _resize_kwargs(hw, frame_size)
-                elif hw != first_hw:
-                    raise BadVideoError(
-                        path, f"frame {index} is {hw[1]}x{hw[0]} but frame 0 is {first_hw[1]}x{first_hw[0]} "
-                              "(the frame size changes inside the video)")
-                if frame.is_corrupt:
-                    raise BadVideoError(path, f"frame {index} is flagged corrupt by the decoder (damaged data)")
-                fmt = frame.format.name
-                if not warned_gray and (fmt.startswith("gray") or fmt.startswith("ya")):
-                    log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
-                                path, fmt)
-                    warned_gray = True
-                frames.append(frame.to_ndarray(format="rgb24", **kwargs))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
-        except BadVideoError:
-            raise
-        except (av.FFmpegError, OSError) as err:
-            raise BadVideoError(path, f"decode error after {len(frames)} frames ({err})") from err
+        frames = _decode_frames(path, container, stream, frame_size, max_frames)
     if not frames:
         raise BadVideoError(path, "no frame could be decoded")
-    if max_frames is None and declared > 0:
-        if len(frames) < declared:
-            raise BadVideoError(
-                path, f"the container declares {declared} frames but only {len(frames)} could be decoded "
-                      "(truncated or damaged file)")
-        if len(frames) > declared:
-            # Keep the declared count so the sequence length never depends on whether it came from
-            # the header (first run) or the cache (later runs): sample ids must be stable.
-            log.warning("%s: decoded %d frames, the container declares %d; using the first %d",
-                        path, len(frames), declared, declared)
-            frames = frames[:declared]
+    if max_frames is None:
+        frames = _check_count(path, frames, declared)
     STATS.videos_decoded += 1
     STATS.frames_decoded += len(frames)
     return np.stack(frames)
@@ -286,18 +309,45 @@ def cached_shape(path: Path) -> tuple[int, int, int, int] | None:
     return shape  # type: ignore[return-value]
 
 
-class _MapLRU:
+class _LRU:
+    """At most `capacity` items by key; the least recently used one is dropped first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[Any, np.ndarray] = OrderedDict()
+
+    def get(self, key: Any) -> np.ndarray | None:
+        arr = self._items.get(key)
+        if arr is not None:
+            self._items.move_to_end(key)
+        return arr
+
+    def put(self, key: Any, arr: np.ndarray) -> None:
+        self._items[key] = arr
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, key: Any) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _MapLRU(_LRU):
     """Open memory maps of cache entries, bounded: each map holds a file descriptor, and a dataset
     of thousands of videos must not hold thousands of them per worker."""
 
     def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
-        self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
+        super().__init__(capacity)
 
     def get(self, path: Path) -> np.ndarray | None:
-        arr = self._maps.get(path)
+        arr = super().get(path)
         if arr is not None:
-            self._maps.move_to_end(path)
             return arr
         if not path.is_file():
             return None
@@ -310,16 +360,8 @@ class _MapLRU:
         if not _check_entry(path, arr.shape, arr.dtype):
             return None
         STATS.cache_hits += 1
-        self._maps[path] = arr
-        while len(self._maps) > self.capacity:
-            self._maps.popitem(last=False)
+        self.put(path, arr)
         return arr
-
-    def forget(self, path: Path) -> None:
-        self._maps.pop(path, None)
-
-    def clear(self) -> None:
-        self._maps.clear()
 
 
 MAPS = _MapLRU()
@@ -339,27 +381,5 @@ def store_cached(path: Path, frames: np.ndarray) -> None:
     STATS.cache_writes += 1
 
 
-class _MemoryLRU:
-    """A few decoded arrays per process, for sources whose disk cache is off."""
-
-    def __init__(self, capacity: int = 2) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, key: str) -> np.ndarray | None:
-        arr = self._items.get(key)
-        if arr is not None:
-            self._items.move_to_end(key)
-        return arr
-
-    def put(self, key: str, arr: np.ndarray) -> None:
-        self._items[key] = arr
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-MEMORY_LRU = _MemoryLRU()
+# A few decoded arrays per process, for sources whose disk cache is off.
+MEMORY_LRU = _LRU(capacity=2)

@@ -32,6 +32,7 @@ from lift.data.base import BaseVideoDataset
 from lift.data.decode import BadVideoError, decode_video
 from lift.data.registry import register_dataset
 from lift.data.sources import Box, FrameSource, Sequence
+from lift.data.video_folder import embedded_clip_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,6 @@ def texture_pool() -> list[np.ndarray]:
     if _TEXTURE_POOL is None:
         pool: list[np.ndarray] = []
         try:
-            from lift.data.video_folder import embedded_clip_dir
-
             folder = embedded_clip_dir()
             for name in ("bikes.mp4", "carphone_pristine.mp4"):
                 frames = decode_video(folder / name, max_frames=31)

@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from lift.logging.meter import Meter
 from lift.logging.visualization import training_images
 
 # Hyperparameters shown in the HParams dashboard: the ablated parameters and the recipe knobs a
@@ -86,6 +87,26 @@ class TensorBoardLogger:
             return
         self.scalar("gpu/mem_alloc_mb", torch.cuda.memory_allocated(device) / 2**20, step)
         self.scalar("gpu/mem_peak_mb", torch.cuda.max_memory_allocated(device) / 2**20, step)
+
+    def train_window(self, m: Meter, step: int, lr: float, skipped_steps: int, device: torch.device) -> None:
+        """The training figures since the last point: loss and components (`comp/<name>`, averaged
+        over the finite losses), lr, time per step, data wait, throughput, gradient norm."""
+        losses = m.count("loss")
+        if losses:
+            self.scalar("train/loss", m.mean("loss"), step)
+            for k in m.names("comp/"):
+                self.scalar(f"train/{k.removeprefix('comp/')}", m.total(k) / losses, step)
+        self.scalar("lr", lr, step)
+        if m.count("time"):
+            self.scalar("time/batch", m.mean("time"), step)
+            self.scalar("time/data", m.mean("data"), step)
+        if m.total("time") > 0:
+            self.scalar("samples_per_s", m.ratio("samples", "time"), step)
+            self.scalar("time/data_wait_fraction", m.ratio("data", "time"), step)
+        if m.count("grad_norm"):
+            self.scalar("grad_norm", m.mean("grad_norm"), step)
+        self.scalar("skipped_steps", skipped_steps, step)
+        self.gpu_memory(device, step)
 
     def image(self, tag: str, img: Tensor, step: int) -> None:
         if self.writer is None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from skimage.color import rgb2gray
+from skimage.registration import optical_flow_tvl1
 
 from lift.model.warp import backward_warp
 
@@ -114,8 +116,6 @@ def warp_error(flow: torch.Tensor, source: torch.Tensor, target: torch.Tensor,
 
 def to_gray(images: torch.Tensor) -> np.ndarray:
     """[B, 3, H, W] in [0, 1] -> float32 numpy [B, H, W], ITU-R 709 luma (skimage.color.rgb2gray)."""
-    from skimage.color import rgb2gray
-
     arr = images.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).numpy()
     return rgb2gray(arr).astype(np.float32)
 
@@ -126,8 +126,6 @@ def tvl1_flow(target: torch.Tensor, source: torch.Tensor, **tvl1_kwargs: Any) ->
     Runs ``skimage.registration.optical_flow_tvl1`` on the CPU, one pair at a time (it is the slow
     part of flow evaluation: see ``python -m lift.bench metrics``); returns on the input device.
     """
-    from skimage.registration import optical_flow_tvl1
-
     if target.shape != source.shape or target.dim() != 4:
         raise ValueError(f"tvl1_flow: expected two [B, 3, H, W] tensors, got {tuple(target.shape)} and {tuple(source.shape)}")
     ref = to_gray(target)

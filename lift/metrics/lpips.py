@@ -232,6 +232,8 @@ def _backbone_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 @functools.lru_cache(maxsize=1)
 def _lpips_class() -> type:
+    # Imported on first use: `import lpips` loads torchvision (about 12 s on the 2-core CPU), which
+    # runs with eval.lpips=false and every baseline-only command never need.
     import lpips
 
     class FrozenLPIPS(lpips.LPIPS):

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lift.config import ModelConfig
 from lift.model.losses import LIFTLoss
-from lift.model.network import LIFT, crop_to, extrapolate_flows, pad_to_multiple
+from lift.model.network import LIFT, extrapolate_flows
+from lift.model.padding import InputPadder
 from lift.model.warp import backward_warp
 
 MODELS: dict[str, type[LIFT]] = {"lift": LIFT}
@@ -21,10 +24,16 @@ def get_model_class(name: str) -> type[LIFT]:
         raise ValueError(f"model.name={name!r} is not a known model; known: {', '.join(sorted(MODELS))}") from None
 
 
+def model_args(model_cfg: ModelConfig, window: int) -> dict[str, Any]:
+    """Constructor arguments of the network `model_cfg` names, for `window` frames (a checkpoint
+    stores them next to the config, as nanoGPT's ``model_args``)."""
+    return get_model_class(model_cfg.name).config_args(model_cfg, window)
+
+
 def build_model(model_cfg: ModelConfig, window: int) -> LIFT:
     """The network for `window` frames (3 = RIFE-style control arm, > 3 adds the reference path)."""
-    return get_model_class(model_cfg.name).from_config(model_cfg, window)
+    return get_model_class(model_cfg.name)(**model_args(model_cfg, window))
 
 
-__all__ = ["LIFT", "LIFTLoss", "MODELS", "backward_warp", "build_model", "crop_to", "extrapolate_flows",
-           "get_model_class", "pad_to_multiple"]
+__all__ = ["LIFT", "InputPadder", "LIFTLoss", "MODELS", "backward_warp", "build_model", "extrapolate_flows",
+           "get_model_class", "model_args"]

@@ -4,7 +4,7 @@ Terms (weights in ``LossConfig``; a weight of 0 skips the computation and the co
   reconstruction  Laplacian-pyramid L1 of the final prediction (RIFE's L_rec)
   teacher         Laplacian-pyramid L1 of the teacher's prediction (RIFE's L_rec^Tea)
   distillation    the model's ``aux["distill_loss"]`` (RIFE's L_dis)
-  lpips           LPIPS distance (``lift.metrics.lpips``), loaded lazily on first use
+  lpips           LPIPS distance (``lift.metrics.lpips``), its network loaded on first use
   census          soft census (ternary) transform distance, robust to brightness changes
   smoothness      edge-aware first-order smoothness of every flow in ``aux["flows"]``
   reference_reconstruction  the model's ``aux["reference_recon_loss"]``: L1 of each warped
@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lift.config import LossConfig
+from lift.metrics.lpips import load_lpips, lpips_distance
 
 # Edge-aware smoothness: how fast the penalty fades across image edges (images in [0, 1]).
 SMOOTHNESS_EDGE_WEIGHT = 10.0
@@ -121,8 +122,6 @@ class LIFTLoss(nn.Module):
     def _lpips_model(self, device: torch.device) -> nn.Module:
         key = str(device)
         if key not in self._lpips_models:
-            from lift.metrics.lpips import load_lpips  # lazy: only runs that weight LPIPS need it
-
             model = load_lpips(weights_path=self.lpips_weights, device=device)
             model.eval()
             model.requires_grad_(False)
@@ -150,8 +149,6 @@ class LIFTLoss(nn.Module):
                 terms["distillation"] = aux["distill_loss"].float()
                 weights["distillation"] = cfg.distillation
             if cfg.lpips > 0:
-                from lift.metrics.lpips import lpips_distance
-
                 terms["lpips"] = lpips_distance(self._lpips_model(pred.device), pred, target).mean()
                 weights["lpips"] = cfg.lpips
             if cfg.census > 0:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -318,10 +319,17 @@ class LIFT(nn.Module):
         # block counts even without references, so that every window pads frames identically.
         self.size_multiple = math.lcm(4 * max(*scales, ref_scale), 2 ** UNET_LEVELS if refine else 1)
 
+    @staticmethod
+    def config_args(cfg: ModelConfig, window: int) -> dict[str, Any]:
+        """Constructor arguments for `cfg` and `window`: what a checkpoint stores as ``model_args``
+        (plain values, readable by torch.load(weights_only=True)) and rebuilds the network from."""
+        return {"window": int(window), "width": float(cfg.width), "block_scales": [int(s) for s in cfg.block_scales],
+                "block_depth": int(cfg.block_depth), "quadratic_extrapolation": bool(cfg.quadratic_extrapolation),
+                "refine": bool(cfg.refine)}
+
     @classmethod
     def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
-        return cls(window=window, width=cfg.width, block_scales=cfg.block_scales, block_depth=cfg.block_depth,
-                   quadratic_extrapolation=cfg.quadratic_extrapolation, refine=cfg.refine)
+        return cls(**cls.config_args(cfg, window))
 
     @property
     def has_reference_path(self) -> bool:
@@ -339,7 +347,7 @@ class LIFT(nn.Module):
         if height % self.size_multiple or width % self.size_multiple:
             raise ValueError(
                 f"LIFT: frame size H={height}, W={width} is not a multiple of {self.size_multiple}; "
-                f"pad the frames first (lift.model.pad_to_multiple)")
+                f"pad the frames first (lift.model.InputPadder)")
         if self.reference is None and n != 2:
             raise ValueError(
                 f"LIFT: this model (window={self.window}) has no reference path and takes exactly the 2 anchors, "
@@ -563,23 +571,3 @@ def distillation_loss(student_preds: Sequence[torch.Tensor], student_flows: Sequ
         dist = ((t_flow - flow.float()) ** 2).mean(1, keepdim=True).add(1e-6).sqrt()
         total = total + (dist * where).mean()
     return total
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Replicate-pad the last two dims of `x` up to multiples of `multiple` (bottom/right).
-
-    Returns the padded tensor and the original (H, W), for `crop_to` after the forward pass.
-    """
-    height, width = x.shape[-2:]
-    ph = (-height) % multiple
-    pw = (-width) % multiple
-    if ph == 0 and pw == 0:
-        return x, (height, width)
-    lead = x.shape[:-3]
-    flat = x.reshape(-1, *x.shape[-3:])
-    flat = F.pad(flat, (0, pw, 0, ph), mode="replicate")
-    return flat.reshape(*lead, *flat.shape[-3:]), (height, width)
-
-
-def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return x[..., : size[0], : size[1]]

@@ -99,7 +99,8 @@ from lift.atomic import atomic_path, write_json
 from lift.config import config_from_dict
 from lift.data import build_dataset
 from lift.evaluate import check_samples_table, evaluate_baselines, read_samples_table, write_samples_table
-from lift.train import make_loader, resolve_device
+from lift.data.loading import make_loader
+from lift.devices import resolve_device
 from lift.tune.search import optuna_study_name
 from lift.tune.study_config import StudyConfig, StudyError, trials_per_arm
 from lift.tune.study_folder import (

@@ -37,7 +37,8 @@ import ray.tune
 import torch
 from ray.tune import Checkpoint
 
-from lift.atomic import atomic_path, write_json
+from lift.atomic import atomic_path, atomic_write_text, write_json
+from lift.checkpoint import load_checkpoint
 from lift.config import Config, apply_overrides, config_from_dict
 from lift.train import fit
 from lift.tune.ledger import TrialLedger
@@ -104,8 +105,6 @@ def _restore_run_files(checkpoint: Checkpoint, run_dir: Path) -> Path:
 def _checkpoint_epoch(path: Path | None) -> int | None:
     if path is None:
         return None
-    from lift.train import load_checkpoint
-
     return int(load_checkpoint(path)["epoch"])
 
 

@@ -212,6 +212,6 @@ def test_open_memory_maps_are_bounded(tmp_path: Path, coded, monkeypatch) -> Non
     for _ in range(2):
         for src in sources:
             assert [read_code(f) for f in src.load([5, 1])] == [5, 1]
-            assert len(MAPS._maps) <= 2
+            assert len(MAPS) <= 2
     assert STATS.videos_decoded == 5
     MAPS.clear()

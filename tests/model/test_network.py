@@ -5,7 +5,7 @@ import torch
 
 from lift.config import LossConfig, ModelConfig
 from lift.data.window import WindowSpec
-from lift.model import LIFT, MODELS, LIFTLoss, build_model, crop_to, extrapolate_flows, get_model_class, pad_to_multiple
+from lift.model import LIFT, MODELS, LIFTLoss, build_model, extrapolate_flows, get_model_class
 from lift.model.network import distillation_loss
 
 TINY = ModelConfig(width=0.25, block_depth=1)
@@ -145,14 +145,6 @@ def test_size_multiple_follows_the_downsampling(make_batch):
     frames, times, timestep, target = make_batch(7, size=(24, 40))
     pred, aux = small(frames, times, timestep, target)
     assert pred.shape == (2, 3, 24, 40)
-
-
-def test_pad_to_multiple_and_crop():
-    x = torch.rand(2, 4, 3, 30, 41)
-    padded, size = pad_to_multiple(x, 16)
-    assert padded.shape == (2, 4, 3, 32, 48) and size == (30, 41)
-    torch.testing.assert_close(crop_to(padded, size), x)
-    torch.testing.assert_close(padded[..., 30:, :41], x[..., 29:30, :].expand(-1, -1, -1, 2, -1))
 
 
 def test_bf16_autocast_forward_on_cpu(make_batch):

@@ -1,4 +1,5 @@
-"""`python -m lift.train` configuration: --dry_run output and every config error path (exit 2, one line)."""
+"""`python -m lift.train` (lift.train_cli) configuration: --dry_run output and every config error path
+(exit 2, one line)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from lift.config import config_from_dict, load_config
-from lift.train import build_parser, main, resolve_cli_config
+from lift.train_cli import build_parser, main, resolve_cli_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lift.train import load_checkpoint, main
+from lift.checkpoint import load_checkpoint
+from lift.train_cli import main
 
 
 def _losses(run_dir: Path) -> list[float]:

@@ -14,9 +14,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import lift.model.losses as losses
+from lift.checkpoint import load_checkpoint, model_from_checkpoint
 from lift.config import load_config
-from lift.train import (EpochDataset, EpochSampler, NonFiniteLossError, fit, load_checkpoint, make_loader,
-                        model_from_checkpoint)
+from lift.devices import autocast_dtype
+from lift.model import model_args
+from lift.optim import NonFiniteLossError
+from lift.train import fit
 
 
 def _events(run_dir: Path) -> EventAccumulator:
@@ -57,7 +60,9 @@ def test_synthetic_training_lowers_the_loss_and_fills_the_run_folder(tiny) -> No
     assert {p.name for p in ck.iterdir()} == {"best.pt", "last.pt", "epoch_0002.pt"}
     last = load_checkpoint(ck / "last.pt")
     assert (last["epoch"], last["step"]) == (3, 24)
-    assert set(last) >= {"model", "optimizer", "scheduler", "scaler", "rng", "config", "best_metric"}
+    assert set(last) >= {"model", "model_args", "optimizer", "scaler", "rng", "config", "best_metric"}
+    assert "scheduler" not in last  # the learning rate follows from the step
+    assert last["model_args"] == model_args(cfg.model, cfg.data.window)
 
     # reporter: after each validation, with the folder holding the checkpoint just written
     assert [m["epoch"] for m, _ in reports] == [1, 2, 3]
@@ -144,42 +149,11 @@ def test_persistent_non_finite_losses_stop_the_run_with_a_clear_message(tiny, mo
         fit(cfg)
 
 
-class _EpochProbe(torch.utils.data.Dataset):
-    def __init__(self) -> None:
-        self.epoch = -1
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return 4
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return {"epoch": self.epoch, "i": i, "target": torch.zeros(1)}
-
-
-def test_persistent_workers_see_each_epoch(tiny) -> None:
-    cfg = tiny("probe", **{"data.num_workers": 1, "train.batch_size": 2})
-    sampler = EpochSampler(4, seed=0)
-    loader = make_loader(EpochDataset(_EpochProbe()), cfg, train=True, sampler=sampler)
-    assert loader.persistent_workers
-    orders = []
-    for epoch in range(3):
-        sampler.set_epoch(epoch)
-        items = [(int(e), int(i)) for b in loader for e, i in zip(b["epoch"], b["i"])]
-        assert {e for e, _ in items} == {epoch}
-        orders.append([i for _, i in items])
-    assert sorted(orders[0]) == [0, 1, 2, 3]
-    sampler.set_epoch(1)
-    assert [i for _, i in sampler] == orders[1]  # the order is a function of (seed, epoch)
-
-
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_and_accumulation_on_cpu(tiny, amp: str) -> None:
     from lift.data import build_dataset
-    from lift.train import resolve_amp
 
-    assert resolve_amp("auto", torch.device("cpu")) is None
+    assert autocast_dtype("auto", torch.device("cpu"), "training") is None
     cfg = tiny(f"amp_{amp}", **{"train.amp": amp, "train.epochs": 1, "train.max_steps_per_epoch": 2,
                                 "optim.accum_steps": 3})
     batches = len(build_dataset(cfg.data, "train", seed=cfg.train.seed)) // cfg.train.batch_size

@@ -1,17 +1,19 @@
-"""Checkpoints: safe loading, RNG round trip, atomic writes that survive a crash mid-save."""
+"""lift.checkpoint: safe loading, atomic writes that survive a crash mid-save, the model it holds."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-import lift.train as train
-from lift.train import (CHECKPOINT_FORMAT, CheckpointError, capture_rng_state, load_checkpoint, restore_rng_state,
-                        save_checkpoint)
+import lift.checkpoint as checkpoint
+from lift.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, atomic_copy, load_checkpoint, model_from_checkpoint,
+                             save_checkpoint)
+from lift.config import Config, ModelConfig
+from lift.model import build_model, model_args
+from lift.rng import capture_rng_state
 
 
 def _state(value: float) -> dict:
@@ -28,15 +30,6 @@ def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary files left
 
 
-def test_rng_states_restore_every_generator() -> None:
-    state = capture_rng_state()
-    first = (random.random(), float(np.random.rand()), float(torch.rand(1)), float(np.random.randn()))
-    random.random(), np.random.rand(5), torch.rand(5)
-    restore_rng_state(state)
-    again = (random.random(), float(np.random.rand()), float(torch.rand(1)), float(np.random.randn()))
-    assert first == again
-
-
 def test_interrupted_write_leaves_the_previous_checkpoint_loadable(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "last.pt"
@@ -51,7 +44,7 @@ def test_interrupted_write_leaves_the_previous_checkpoint_loadable(tmp_path: Pat
         f.truncate(max(1, len(data) // 3) if data else 100)
         raise KeyboardInterrupt("killed while saving")
 
-    monkeypatch.setattr(train.torch, "save", dying_save)
+    monkeypatch.setattr(checkpoint.torch, "save", dying_save)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(_state(2.0), path)
     monkeypatch.undo()
@@ -77,7 +70,7 @@ def test_a_truncated_file_is_reported_by_name(tmp_path: Path) -> None:
 def test_best_copy_keeps_its_content_when_last_is_rewritten(tmp_path: Path) -> None:
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
     save_checkpoint(_state(1.0), last)
-    train._atomic_copy(last, best)
+    atomic_copy(last, best)
     save_checkpoint(_state(3.0), last)
     assert float(load_checkpoint(best)["model"]["w"][0, 0]) == 1.0
     assert float(load_checkpoint(last)["model"]["w"][0, 0]) == 3.0
@@ -114,7 +107,7 @@ def test_unloadable_files_are_one_line_without_the_weights_only_false_hint(tmp_p
 def test_a_checkpoint_without_its_config_is_refused(tmp_path: Path) -> None:
     path = save_checkpoint({"format": CHECKPOINT_FORMAT, "model": {}}, tmp_path / "noconfig.pt")
     with pytest.raises(CheckpointError, match="its config is invalid: 'config' holds NoneType"):
-        train.model_from_checkpoint(path)
+        model_from_checkpoint(path)
 
 
 def test_a_write_cleans_the_temporaries_a_killed_write_left(tmp_path: Path) -> None:
@@ -122,3 +115,47 @@ def test_a_write_cleans_the_temporaries_a_killed_write_left(tmp_path: Path) -> N
     stale.write_bytes(b"x" * 1000)
     save_checkpoint(_state(2.0), tmp_path / "last.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def _model_checkpoint(tmp_path: Path, name: str, cfg: Config, **extra: object) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    model = build_model(cfg.model, cfg.data.window)
+    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "config": cfg.to_dict(), **extra}
+    return save_checkpoint(state, tmp_path / name), model
+
+
+def test_the_model_is_rebuilt_from_its_stored_arguments(tmp_path: Path) -> None:
+    cfg = Config()
+    cfg.model = ModelConfig(width=0.25, block_depth=2)
+    cfg.data.window = 5
+    args = model_args(cfg.model, cfg.data.window)
+    assert args == {"window": 5, "width": 0.25, "block_scales": [4, 2, 1], "block_depth": 2,
+                    "quadratic_extrapolation": False, "refine": True}
+    path, model = _model_checkpoint(tmp_path, "args.pt", cfg, model_args=args)
+    # The stored arguments decide, not the config: a config that no longer describes the network
+    # (here a wider model) still loads the network that was trained.
+    stored = torch.load(path, weights_only=True)
+    stored["config"]["model"]["width"] = 1.0
+    torch.save(stored, path)
+    loaded, loaded_cfg = model_from_checkpoint(path)
+    assert loaded_cfg.model.width == 1.0 and loaded.width == 0.25 and loaded.window == 5
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_a_checkpoint_without_model_args_is_rebuilt_from_its_config(tmp_path: Path) -> None:
+    cfg = Config()
+    cfg.model = ModelConfig(width=0.25, block_depth=2)
+    path, model = _model_checkpoint(tmp_path, "old.pt", cfg, scheduler={"last_epoch": 3})
+    loaded, _ = model_from_checkpoint(path)
+    assert loaded.width == 0.25 and loaded.window == cfg.data.window
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_bad_model_args_name_the_file(tmp_path: Path) -> None:
+    cfg = Config()
+    cfg.model = ModelConfig(width=0.25, block_depth=2)
+    path, _ = _model_checkpoint(tmp_path, "badargs.pt", cfg, model_args={"window": 4})
+    with pytest.raises(CheckpointError, match=r"badargs.pt: cannot build model 'lift': .*window=4"):
+        model_from_checkpoint(path)
