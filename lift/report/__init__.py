@@ -15,6 +15,7 @@ from typing import Sequence
 from lift.report.analysis import Analysis, analyse
 from lift.report.decision import VERDICTS, Family, decide_primary, seed_cluster_test, verdict
 from lift.report.plan import Comparison, ReportOptions, plan_comparisons
+from lift.report.render import write_report
 from lift.report.stats import PSNR_CEILING_DB
 from lift.report.tables import PRIMARY_METRICS, ReportError, Study, combine_tables, load_study
 
@@ -29,7 +30,6 @@ def make_report(
     make_plots: bool = True,
 ) -> tuple[Analysis, dict[str, Path]]:
     """Read the tables under ``inputs``, test, and write the report folder ``out_dir``."""
-    from lift.report.render import write_report
 
     study = load_study(inputs, metrics=metrics, psnr_cap=psnr_cap)
     analysis = analyse(study, options)

@@ -357,7 +357,7 @@ def write_report(analysis: Analysis, out_dir: Path, *, make_plots: bool = True) 
                       f"in its family; red: significantly worse)").relative_to(out_dir).as_posix()
         primary = [c for c in comps if c["family"] == "primary"]
         if primary:
-            from lift.report.frames import write_frames_panel
+            from lift.report.frames import write_frames_panel  # matplotlib, as above: only with plots
 
             panel, chosen = write_frames_panel(analysis.study, primary[0], plots_dir / "frames_panel.png")
             if panel is not None:
