@@ -11,6 +11,7 @@ runs.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,7 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     trainable = _trainable(cfg, {arm.key: study.train_configs[arm.key].to_dict() for arm in study.arms}, ledger)
     SessionCallbacks.use(callbacks)
     if tune.Tuner.can_restore(str(paths.trials_dir)):
-        tuner = tune.Tuner.restore(str(paths.trials_dir), trainable, resume_unfinished=True, restart_errored=True)
+        tuner = restore_tuner(paths, trainable)
     else:
         tuner = _new_tuner(paths, study, trainable, ledger, callbacks=callbacks, verbose=verbose)
     grid = tuner.fit()
@@ -225,6 +226,17 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     confirm_result = _confirm_result(paths, study, records, arm_results, confirm_seeds(cfg))
     write_json(marker, {"experiment": str(paths.trials_dir), "arms": arm_results, "confirm": confirm_result})
     return arm_results, confirm_result
+
+
+def restore_tuner(paths: StudyPaths, trainable: Any) -> tune.Tuner:
+    """The interrupted experiment, as Tune pickled it. A snapshot written by another version of
+    lift names classes this one does not have: say so instead of showing the unpickling error."""
+    try:
+        return tune.Tuner.restore(str(paths.trials_dir), trainable, resume_unfinished=True, restart_errored=True)
+    except (AttributeError, ModuleNotFoundError, ImportError, pickle.UnpicklingError) as err:
+        raise StudyError(f"{paths.trials_dir}: the interrupted Tune experiment was written by another version of "
+                         f"lift and cannot be restored by this one ({type(err).__name__}: {err}); resume it with "
+                         f"the version that started it, or start the study in a new --out folder") from err
 
 
 def _new_tuner(paths: StudyPaths, study: ValidatedStudy, trainable: Any, ledger: TrialLedger, *,

@@ -6,9 +6,13 @@ import pickle
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from ray import tune
 from ray.tune import Callback
 
-from lift.tune.trials import SessionCallbacks, trial_dirname
+from lift.tune.study_config import StudyError
+from lift.tune.study_folder import StudyPaths
+from lift.tune.trials import SessionCallbacks, restore_tuner, trial_dirname
 
 
 class Recorder(Callback):
@@ -50,3 +54,15 @@ def test_trial_folders_name_the_arm_and_the_confirm_seed() -> None:
     confirm = SimpleNamespace(trial_id="ab_00009", config={"study": {"slug": "w3", "stage": "confirm", "seed": 1001}})
     assert trial_dirname(tune_trial) == "w15_o1_ab_00001"
     assert trial_dirname(confirm) == "w3_seed1001_ab_00009"
+
+
+def test_a_snapshot_from_another_version_is_refused_with_the_folder_named(tmp_path) -> None:
+    """A Tune snapshot that pickles a class this version no longer has (a study started before the
+    searcher was rewritten): one StudyError naming the folder, not Tune's unpickling traceback."""
+    trials_dir = tmp_path / "study" / "trials"
+    trials_dir.mkdir(parents=True)
+    (trials_dir / "tuner.pkl").write_bytes(b"clift.tune.search\nBudgetAwareOptunaSearch\n.")
+    assert tune.Tuner.can_restore(str(trials_dir))
+    with pytest.raises(StudyError, match="another version of lift") as err:
+        restore_tuner(StudyPaths(tmp_path / "study"), lambda config: None)
+    assert str(trials_dir) in str(err.value) and "BudgetAwareOptunaSearch" in str(err.value)
