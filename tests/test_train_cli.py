@@ -13,7 +13,7 @@ import yaml
 from lift.config import config_from_dict, load_config
 from lift.train_cli import build_parser, main, resolve_cli_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
