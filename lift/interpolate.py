@@ -51,6 +51,7 @@ from lift.logging.progress import Progress
 from lift.model.network import pad_to_multiple
 from lift.video_io import (FrameReader, SourceFrame, VideoIOError, VideoWriter, check_writable,
                            choose_encoder)
+from lift.window import WindowError, WindowSpec, check_window
 
 FACTORS = (2, 4, 8)
 EDGE_POLICIES = ("shrink", "mirror")
@@ -102,8 +103,7 @@ def output_frame_count(num_frames: int, factor: int) -> int:
 def buffer_capacity(window: int, ref_offset: int, pairs_per_batch: int) -> int:
     """Most decoded frames held at once: the window's span (anchors one frame apart) plus the
     extra pairs of one batch."""
-    reach = ref_offset * (window - 3) // 2
-    return 2 + 2 * reach + pairs_per_batch - 1
+    return 2 + 2 * WindowSpec(window, ref_offset).reach + pairs_per_batch - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,11 +362,14 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
         raise InterpolateError(f"edge={edge!r}: expected one of {', '.join(EDGE_POLICIES)}")
     model_window = int(getattr(model, "window", 3))
     window = model_window if window is None else int(window)
-    if window < 3 or window % 2 == 0 or window > model_window:
-        raise InterpolateError(f"--window {window}: expected an odd window from 3 up to the checkpoint's "
-                               f"window ({model_window})")
     if ref_offset < 1:
         raise InterpolateError(f"--ref_offset {ref_offset}: expected an integer >= 1")
+    try:
+        spec = WindowSpec(check_window(window, "--window"), ref_offset)
+    except WindowError as err:
+        raise InterpolateError(str(err)) from None
+    if window > model_window:
+        raise InterpolateError(f"--window {window}: expected at most the checkpoint's window ({model_window})")
     device = torch.device(device)
     input, output = Path(input), Path(output)
     outputs = _output_paths(output, montage)
@@ -381,7 +384,7 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
     model.eval()
     predictor = Predictor(model, device, amp_dtype, compile=compile, cuda_graph=cuda_graph)
     multiple = int(getattr(model, "size_multiple", 1))
-    refs = (window - 3) // 2
+    refs = spec.refs_per_side
     per_pair = factor - 1
     if batch_size is None:
         batch_size = per_pair * (4 if device.type == "cuda" else 1)
@@ -389,7 +392,7 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
         raise InterpolateError(f"--batch_size {batch_size}: expected >= 1")
     pairs_per_batch = max(1, batch_size // per_pair)
     capacity = buffer_capacity(window, ref_offset, pairs_per_batch)
-    reach = ref_offset * refs
+    reach = spec.reach
 
     with FrameReader(input, fps=fps) as reader:
         info = reader.info

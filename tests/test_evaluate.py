@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from lift.config import ConfigError, EvalConfig, load_config
 from lift.model import build_model
-from lift.data.window import WindowSpec, sample_id
+from lift.data.window import sample_id
+from lift.window import WindowSpec
 from lift.metrics.image import psnr
 from lift.evaluate import (
     REQUIRED_COLUMNS,

@@ -23,7 +23,7 @@ from PIL import Image
 
 import lift.interpolate
 from lift.config import Config
-from lift.data.window import WindowSpec
+from lift.window import WindowSpec
 from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, main,
                               mirror_index, output_frame_count, pair_inputs, references_for_pair)
 from lift.model import build_model

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -48,6 +49,7 @@ import torch.nn.functional as F
 
 from lift.config import ModelConfig
 from lift.model.warp import backward_warp
+from lift.window import WindowSpec, check_window
 
 # Downsampling of the refinement U-Net and the context pyramid (four stride-2 levels).
 UNET_LEVELS = 4
@@ -268,6 +270,18 @@ class ReferencePath(nn.Module):
         nn.init.zeros_(self.unet_adapter.bias)
 
 
+@dataclass
+class _AnchorState:
+    """What the student blocks leave for the later steps of one forward pass."""
+    flow: torch.Tensor          # backward flows target->anchors [B, 4, H, W]
+    mask_logit: torch.Tensor    # [B, 1, H, W]
+    mask: torch.Tensor          # sigmoid(mask_logit): the left anchor's weight
+    warped0: torch.Tensor       # the anchors warped to the target by `flow`
+    warped1: torch.Tensor
+    preds: list[torch.Tensor]   # each student block's mask-fused estimate, coarse to fine
+    flows: list[torch.Tensor]   # each student block's flow
+
+
 class LIFT(nn.Module):
     """Frame interpolation from two anchors and optional far references (see the module doc).
 
@@ -279,8 +293,7 @@ class LIFT(nn.Module):
     def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
                  block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True) -> None:
         super().__init__()
-        if window < 3 or window % 2 == 0:
-            raise ValueError(f"LIFT: window={window}; expected an odd integer >= 3 (3 = two anchors + target)")
+        check_window(window, "LIFT: window")
         scales = [int(s) for s in block_scales]
         if not scales or any(s < 1 for s in scales) or scales != sorted(scales, reverse=True):
             raise ValueError(f"LIFT: block_scales={list(block_scales)}; expected positive scales, coarse to fine")
@@ -309,7 +322,7 @@ class LIFT(nn.Module):
         # The reference block refines an already good initial flow: it runs one scale coarser
         # than the finest student block, which keeps 12 references cheap.
         ref_scale = 2 * scales[-1]
-        if window > 3:
+        if WindowSpec(window).has_references:
             self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation,
                                            refine_c)
         else:
@@ -322,10 +335,6 @@ class LIFT(nn.Module):
     def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
         return cls(window=window, width=cfg.width, block_scales=cfg.block_scales, block_depth=cfg.block_depth,
                    quadratic_extrapolation=cfg.quadratic_extrapolation, refine=cfg.refine)
-
-    @property
-    def has_reference_path(self) -> bool:
-        return self.reference is not None
 
     def reference_parameters(self) -> list[nn.Parameter]:
         return [] if self.reference is None else list(self.reference.parameters())
@@ -358,16 +367,32 @@ class LIFT(nn.Module):
     def forward(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor,
                 target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         timestep = self._check_inputs(frames, times, timestep)
-        batch, n, _, height, width = frames.shape
-        img0, img1 = frames[:, 0], frames[:, 1]
+        batch, _, _, height, width = frames.shape
         tmap = timestep.to(frames.dtype).view(batch, 1, 1, 1).expand(batch, 1, height, width)
+        anchors = self._anchor_flows(frames, tmap)
+        aux: dict = {"student_preds": anchors.preds, "mask": anchors.mask,
+                     "student_flows": [f.view(batch, 2, 2, height, width) for f in anchors.flows]}
+        if target is not None:
+            aux.update(self._teacher(frames, tmap, anchors, target))
+        weights, all_warped, all_flows = self._fuse(frames, times, timestep, anchors, target, aux)
+        fused = (weights * all_warped).sum(1)
+        pred = fused
+        if self.unet is not None:
+            residual = self._refine(frames, anchors, fused, weights)
+            aux["residual"] = residual
+            pred = fused + residual
+        aux.update(flows=all_flows, fusion_weights=weights, warped=all_warped, fused=fused)
+        return torch.clamp(pred, 0.0, 1.0), aux
 
-        # ---- anchor flows, coarse to fine ------------------------------------------------------
+    def _anchor_flows(self, frames: torch.Tensor, tmap: torch.Tensor) -> "_AnchorState":
+        """RIFE's student blocks, coarse to fine: the backward flows target->anchors [B, 4, H, W],
+        the mask, and each block's prediction and flow (for the distillation loss)."""
+        img0, img1 = frames[:, 0], frames[:, 1]
         flow: torch.Tensor | None = None
-        mask_logit = frames.new_zeros(batch, 1, height, width)
+        mask_logit = frames.new_zeros(frames.shape[0], 1, *frames.shape[-2:])
         warped0, warped1 = img0, img1
-        student_preds: list[torch.Tensor] = []
-        student_flows: list[torch.Tensor] = []
+        preds: list[torch.Tensor] = []
+        flows: list[torch.Tensor] = []
         for i, (block, scale) in enumerate(zip(self.blocks, self.block_scales)):
             if i == 0:
                 x = torch.cat((img0, img1, tmap), 1)
@@ -379,33 +404,42 @@ class LIFT(nn.Module):
             warped0 = backward_warp(img0, flow[:, :2]).to(frames.dtype)
             warped1 = backward_warp(img1, flow[:, 2:]).to(frames.dtype)
             mask = torch.sigmoid(mask_logit)
-            student_preds.append(warped0 * mask + warped1 * (1 - mask))
-            student_flows.append(flow)
+            preds.append(warped0 * mask + warped1 * (1 - mask))
+            flows.append(flow)
         assert flow is not None
-        estimate = student_preds[-1]
-        aux: dict = {"student_preds": student_preds, "mask": mask,
-                     "student_flows": [f.view(batch, 2, 2, height, width) for f in student_flows]}
+        return _AnchorState(flow, mask_logit, mask, warped0, warped1, preds, flows)
 
-        # ---- teacher (training: it sees the target) --------------------------------------------
-        if target is not None:
-            if tuple(target.shape) != (batch, 3, height, width):
-                raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
-                                 f"got {tuple(target.shape)}")
-            x = torch.cat((img0, img1, tmap, warped0, warped1, mask_logit, target.to(frames.dtype)), 1)
-            d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
-            t_flow = flow + d_flow
-            t_mask = torch.sigmoid(mask_logit + d_mask)
-            t_pred = (backward_warp(img0, t_flow[:, :2]) * t_mask
-                      + backward_warp(img1, t_flow[:, 2:]) * (1 - t_mask))
-            aux["teacher_pred"] = t_pred
-            aux["teacher_flows"] = t_flow.view(batch, 2, 2, height, width)
-            aux["distill_loss"] = distillation_loss(student_preds, student_flows, t_pred, t_flow, target)
+    def _teacher(self, frames: torch.Tensor, tmap: torch.Tensor, anchors: "_AnchorState",
+                 target: torch.Tensor) -> dict:
+        """Training only: the teacher block sees the target and refines the last student flow; its
+        prediction supervises the students (RIFE's privileged distillation)."""
+        batch, _, _, height, width = frames.shape
+        if tuple(target.shape) != (batch, 3, height, width):
+            raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
+                             f"got {tuple(target.shape)}")
+        img0, img1, flow, mask_logit = frames[:, 0], frames[:, 1], anchors.flow, anchors.mask_logit
+        x = torch.cat((img0, img1, tmap, anchors.warped0, anchors.warped1, mask_logit, target.to(frames.dtype)), 1)
+        d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
+        t_flow = flow + d_flow
+        t_mask = torch.sigmoid(mask_logit + d_mask)
+        t_pred = (backward_warp(img0, t_flow[:, :2]) * t_mask
+                  + backward_warp(img1, t_flow[:, 2:]) * (1 - t_mask))
+        return {"teacher_pred": t_pred, "teacher_flows": t_flow.view(batch, 2, 2, height, width),
+                "distill_loss": distillation_loss(anchors.preds, anchors.flows, t_pred, t_flow, target)}
 
-        # ---- references and fusion -------------------------------------------------------------
-        anchor_flows = flow.view(batch, 2, 2, height, width)
+    def _fuse(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor, anchors: "_AnchorState",
+              target: torch.Tensor | None, aux: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fusion weights [B, N, 1, H, W], warped frames [B, N, 3, H, W] and flows [B, N, 2, H, W]
+        of the anchors and (with a reference path) the references; RIFE's mask without one. Adds
+        the reference diagnostics and, with a target, the reference reconstruction term to `aux`."""
+        batch, n, _, height, width = frames.shape
+        anchor_flows = anchors.flow.view(batch, 2, 2, height, width)
         all_flows = anchor_flows
-        all_warped = torch.stack((warped0, warped1), 1)
-        if self.reference is not None and n > 2:
+        all_warped = torch.stack((anchors.warped0, anchors.warped1), 1)
+        if self.reference is None:
+            return torch.stack((anchors.mask, 1 - anchors.mask), 1), all_warped, all_flows
+        estimate = anchors.preds[-1]
+        if n > 2:
             ref_flows, ref_init, ref_warped = self._reference_flows(
                 frames[:, 2:], times[:, 2:], timestep, anchor_flows, estimate)
             all_flows = torch.cat((anchor_flows, ref_flows), 1)
@@ -415,27 +449,22 @@ class LIFT(nn.Module):
                 # Each warped reference against the target: trains the reference flows to be
                 # right wherever the reference sees the target, whatever its fusion weight.
                 aux["reference_recon_loss"] = (ref_warped.float() - target.float().unsqueeze(1)).abs().mean()
-        if self.reference is not None:
-            weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, mask_logit)
-        else:
-            weights = torch.stack((mask, 1 - mask), 1)
-        fused = (weights * all_warped).sum(1)
+        weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, anchors.mask_logit)
+        return weights, all_warped, all_flows
 
-        # ---- refinement (RIFE's context net and U-Net) -----------------------------------------
-        if self.unet is not None:
-            x = torch.cat((img0, img1, warped0, warped1, mask, flow), 1)
-            ctx0 = self.context(img0, flow[:, :2])
-            ctx1 = self.context(img1, flow[:, 2:])
-            extra = None
-            if self.reference is not None:
-                extra = self.reference.unet_adapter(torch.cat((fused, weights[:, 2:].sum(1)), 1))
-            residual = self.unet(x, ctx0, ctx1, extra)
-            aux["residual"] = residual
-            pred = torch.clamp(fused + residual, 0.0, 1.0)
-        else:
-            pred = torch.clamp(fused, 0.0, 1.0)
-        aux.update(flows=all_flows, fusion_weights=weights, warped=all_warped, fused=fused)
-        return pred, aux
+    def _refine(self, frames: torch.Tensor, anchors: "_AnchorState", fused: torch.Tensor,
+                weights: torch.Tensor) -> torch.Tensor:
+        """RIFE's context net and U-Net: a residual in [-1, 1] for the fused frame; the reference
+        path enters through its zero-initialised adapter."""
+        assert self.context is not None and self.unet is not None
+        img0, img1, flow = frames[:, 0], frames[:, 1], anchors.flow
+        x = torch.cat((img0, img1, anchors.warped0, anchors.warped1, anchors.mask, flow), 1)
+        ctx0 = self.context(img0, flow[:, :2])
+        ctx1 = self.context(img1, flow[:, 2:])
+        extra = None
+        if self.reference is not None:
+            extra = self.reference.unet_adapter(torch.cat((fused, weights[:, 2:].sum(1)), 1))
+        return self.unet(x, ctx0, ctx1, extra)
 
     # ------------------------------------------------------------------------------------------
     def _reference_flows(self, refs: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,

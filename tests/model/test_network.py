@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lift.config import LossConfig, ModelConfig
-from lift.data.window import WindowSpec
+from lift.window import WindowSpec
 from lift.model import LIFT, MODELS, LIFTLoss, build_model, crop_to, extrapolate_flows, get_model_class, pad_to_multiple
 from lift.model.network import distillation_loss
 
@@ -130,7 +130,7 @@ def test_window3_model_rejects_references_and_errors_name_the_problem(make_batch
         model(frames, times[:, :1], timestep)
     with pytest.raises(ValueError, match="target"):
         model(frames, times, timestep, target=frames[:, 0, :, :16])
-    with pytest.raises(ValueError, match="window=4"):
+    with pytest.raises(ValueError, match="LIFT: window: got 4; expected an odd integer >= 3"):
         LIFT(window=4)
     with pytest.raises(ValueError, match="not a known model"):
         get_model_class("rife9000")
