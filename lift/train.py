@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lift import devices
+from lift.arms import OFFSET_KEY, WINDOW_KEY, arm_key
 from lift.atomic import OutputPathError, atomic_path, check_output_dir, remove_stale_temporaries_in
 from lift.config import (
     FLAT_FLAGS,
@@ -821,7 +822,7 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
     epoch are on disk. evaluate_split: split of the final evaluation whose per-sample table is
     written to samples.parquet ("val" for tuning, "test" for the confirm stage); it uses the best
     checkpoint by validation PSNR. arm: the ``arm`` column of the per-sample tables (a study passes
-    its arm name, lift.arms.arm_key); default ``arm_key(window, temporal_offset)``.
+    its arm name, lift.arms.arm_key); default the name of the window and offset (``window=3``).
     """
     if evaluate_split not in ("val", "test"):
         raise ConfigError(f"evaluate_split: got {evaluate_split!r}; allowed values are 'val', 'test'")
@@ -862,9 +863,9 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
         raise ConfigError(f"train.batch_size: got {cfg.train.batch_size}; the train split has only "
                           f"{len(datasets['train'])} samples")
     val_loader = make_loader(datasets["val"], cfg, train=False, device=device)
-    from lift.evaluate import arm_key, write_samples_table
+    from lift.evaluate import write_samples_table
 
-    arm = arm or arm_key(cfg.data.window, cfg.data.temporal_offset)
+    arm = arm or arm_key({WINDOW_KEY: cfg.data.window, OFFSET_KEY: cfg.data.temporal_offset})
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
