@@ -49,8 +49,11 @@ from lift.config import (
     resolve_preset,
     save_config,
 )
+from lift.data.registry import DATASETS
 from lift.logging import Progress, TensorBoardLogger
 from lift.model.diagnostics import reference_diagnostics, reference_share_image
+from lift.model.registry import MODELS
+from lift.registry import RegistryError
 
 log = logging.getLogger("lift.train")
 
@@ -749,21 +752,12 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 
 
 def check_registries(cfg: Config) -> None:
-    """Dataset and model names exist (a ConfigError naming the field otherwise)."""
-    from lift.data import get_dataset_class
-
+    """Dataset and model names exist (a ConfigError naming the field and the known names otherwise)."""
     try:
-        get_dataset_class(cfg.data.dataset)
-    except (KeyError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"data.dataset: got {cfg.data.dataset!r}; {err}") from err
-    try:
-        from lift.model import MODELS  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    if cfg.model.name not in MODELS:
-        raise ConfigError(f"model.name: got {cfg.model.name!r}; known models: {', '.join(sorted(MODELS))}")
+        DATASETS.get(cfg.data.dataset, "data.dataset")
+        MODELS.get(cfg.model.name, "model.name")
+    except RegistryError as err:
+        raise ConfigError(str(err)) from None
 
 
 def build_components(cfg: Config, device: torch.device) -> tuple[nn.Module, nn.Module]:

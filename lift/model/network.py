@@ -42,12 +42,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lift.config import ModelConfig
+from lift.model.registry import register_model
 from lift.model.warp import backward_warp
 from lift.window import WindowSpec, check_window
 
@@ -282,6 +284,7 @@ class _AnchorState:
     flows: list[torch.Tensor]   # each student block's flow
 
 
+@register_model
 class LIFT(nn.Module):
     """Frame interpolation from two anchors and optional far references (see the module doc).
 
@@ -289,6 +292,9 @@ class LIFT(nn.Module):
     -> (pred [B, 3, H, W] in [0, 1], aux dict). Frames are ordered as WindowSpec.input_offsets:
     left anchor, right anchor, then the references in any order (their times say where they are).
     """
+
+    # Its model.name in the config (lift.model.registry).
+    name: ClassVar[str] = "lift"
 
     def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
                  block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True) -> None:
