@@ -325,20 +325,35 @@ def _section_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+FieldSetter = Callable[[Any, str, Any, str], None]
+
+
+def merge_fields(obj: Any, values: Any, prefix: str, set_field: FieldSetter, *, kind: str = "config",
+                 error: type[ValueError] = ConfigError) -> None:
+    """Merge a nested mapping into the dataclass `obj`: nested dataclass fields recursively, every
+    other field through ``set_field(obj, name, value, dotted_key)``; an unknown key is an `error`
+    naming the known keys. The one walk behind the training config and the study config
+    (lift.tune.study_config), which differ only in how a field takes its value."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
-    types_ = _section_types(type(obj))
-    for key, value in values.items():
-        full = f"{prefix}{key}"
-        if key not in types_:
-            known = ", ".join(sorted(types_))
-            raise ConfigError(f"unknown config key {full!r}; known keys here: {known}")
-        tp = types_[key]
-        if dataclasses.is_dataclass(tp):
-            _merge_into(getattr(obj, key), value, f"{full}.")
+        raise error(f"{prefix.rstrip('.') or kind}: expected a mapping, got {values!r}")
+    names = {f.name for f in dataclasses.fields(obj)}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in names:
+            raise error(f"unknown {kind} key {key!r}; known keys here: {', '.join(sorted(names))}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            merge_fields(current, value, f"{key}.", set_field, kind=kind, error=error)
         else:
-            setattr(obj, key, coerce_value(value, tp, full))
+            set_field(obj, name, value, key)
+
+
+def _coerce_field(obj: Any, name: str, value: Any, key: str) -> None:
+    setattr(obj, name, coerce_value(value, _section_types(type(obj))[name], key))
+
+
+def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    merge_fields(obj, values, prefix, _coerce_field)
 
 
 def field_type(key: str) -> Any:
@@ -601,6 +616,17 @@ def _validate_logging(lg: LoggingConfig, e: EvalConfig) -> None:
     _require(lg.progress_interval_s > 0, "logging.progress_interval_s", lg.progress_interval_s, "expected > 0")
     if e.lpips_weights is not None:
         _require(bool(e.lpips_weights), "eval.lpips_weights", e.lpips_weights, "expected a file path or null")
+
+
+def dict_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``"a.b: old -> new"`` for every leaf where two nested mappings differ (a key missing on one
+    side reads as None), sorted by key: how a resumed run or study says what changed."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += dict_differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 def config_to_yaml(cfg: Config) -> str:

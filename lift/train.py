@@ -44,6 +44,7 @@ from lift.config import (
     apply_overrides,
     config_from_dict,
     config_to_yaml,
+    dict_differences,
     load_config,
     parse_override,
     resolve_preset,
@@ -786,15 +787,9 @@ def build_datasets(cfg: Config, splits: tuple[str, ...] = ("train", "val")) -> d
     return out
 
 
-def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return diffs
+def _config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What changed between two config dicts, ``"optim.lr: 0.0003 -> 0.001"`` (lift.config.dict_differences)."""
+    return dict_differences(old, new)
 
 
 # Fields that change what the weights mean: a resume that changes them is an error.

@@ -99,7 +99,7 @@ import torch
 from ray import tune
 
 from lift.atomic import atomic_path, atomic_write_text
-from lift.config import ConfigError, Config, config_from_dict, save_config
+from lift.config import ConfigError, Config, config_from_dict, dict_differences, save_config
 from lift.report import decision
 from lift.tune.ledger import LEDGER_DIR, TrialLedger, params_of, trial_identity
 from lift.tune.ray_setup import Capacity, check_trial_resources
@@ -340,7 +340,7 @@ def prepare_folder(paths: StudyPaths, cfg: StudyConfig, *, resume: bool) -> Stud
         import yaml
 
         stored = study_from_dict(yaml.safe_load(paths.study_yaml.read_text()) or {})
-        diffs = _differences(stored.identity(), cfg.identity())
+        diffs = dict_differences(stored.identity(), cfg.identity())
         if diffs:
             raise StudyError(f"--resume {paths.root}: the study config differs from the stored {paths.study_yaml}: "
                              + "; ".join(diffs) + ". Resume with the same settings, or choose another --out")
@@ -353,15 +353,6 @@ def prepare_folder(paths: StudyPaths, cfg: StudyConfig, *, resume: bool) -> Stud
     paths.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(paths.study_yaml, study_to_yaml(cfg))
     return cfg
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 class StageClock:

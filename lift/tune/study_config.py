@@ -85,6 +85,7 @@ from lift.config import (
     coerce_value,
     field_type,
     load_config,
+    merge_fields,
     nest_key,
     parse_override,
     read_yaml,
@@ -301,46 +302,47 @@ def _mapping(value: Any, key: str) -> dict[str, Any]:
 
 
 def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
-    values = _mapping(values, prefix.rstrip(".") or "study config")
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    for name, value in values.items():
-        key = f"{prefix}{name}"
-        if name not in fields:
-            raise StudyError(f"unknown study key {key!r}; known keys here: {', '.join(sorted(fields))}")
-        current = getattr(obj, name)
-        if isinstance(obj, ArmsSection):
-            _merge_arms(obj, name, value, key)
-        elif dataclasses.is_dataclass(current):
-            _merge_section(current, value, f"{key}.")
-        elif name == "overrides":
-            current.update({str(k): v for k, v in _mapping(value, key).items()})
-        elif name == "sesoi":
-            current.update({str(k): _scalar(v, float, f"{key}.{k}") for k, v in _mapping(value, key).items()})
-        elif name == "endpoints":
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list) or not value:
-                raise StudyError(f"{key}: got {value!r}; expected a non-empty list of metric names")
-            setattr(obj, name, [str(v) for v in value])
-        elif name == "space":
-            for pname, spec in _mapping(value, key).items():
-                if spec is None:  # `loss.lpips: null` removes a parameter from the search
-                    current.pop(pname, None)
-                    continue
-                spec = _mapping(spec, f"{key}.{pname}")
-                unknown = set(spec) - {"low", "high", "log"}
-                if unknown or not {"low", "high"} <= set(spec):
-                    raise StudyError(f"{key}.{pname}: got {spec!r}; expected {{low: number, high: number, log: bool}}")
-                current[pname] = SearchParam(_scalar(spec["low"], float, f"{key}.{pname}.low"),
-                                             _scalar(spec["high"], float, f"{key}.{pname}.high"),
-                                             _scalar(spec.get("log", False), bool, f"{key}.{pname}.log"))
-        elif isinstance(current, list):
-            setattr(obj, name, _int_list(value, key))
-        elif name in ("treatment", "control"):  # an arm selector; null: the default comparison
-            setattr(obj, name, None if value is None else _scalar(value, str, key))
-        else:
-            tp = {"name": str, "preset": str, "procedure": str, "ablation_family": str}.get(name) or type(current)
-            setattr(obj, name, _scalar(value, tp, key))
+    merge_fields(obj, values, prefix, _set_field, kind="study", error=StudyError)
+
+
+def _set_field(obj: Any, name: str, value: Any, key: str) -> None:
+    """One study field (lift.config.merge_fields walks the sections)."""
+    current = getattr(obj, name)
+    if isinstance(obj, ArmsSection):
+        _merge_arms(obj, name, value, key)
+    elif name == "overrides":
+        current.update({str(k): v for k, v in _mapping(value, key).items()})
+    elif name == "sesoi":
+        current.update({str(k): _scalar(v, float, f"{key}.{k}") for k, v in _mapping(value, key).items()})
+    elif name == "endpoints":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not value:
+            raise StudyError(f"{key}: got {value!r}; expected a non-empty list of metric names")
+        setattr(obj, name, [str(v) for v in value])
+    elif name == "space":
+        _merge_space(current, _mapping(value, key), key)
+    elif isinstance(current, list):
+        setattr(obj, name, _int_list(value, key))
+    elif name in ("treatment", "control"):  # an arm selector; null: the default comparison
+        setattr(obj, name, None if value is None else _scalar(value, str, key))
+    else:
+        tp = {"name": str, "preset": str, "procedure": str, "ablation_family": str}.get(name) or type(current)
+        setattr(obj, name, _scalar(value, tp, key))
+
+
+def _merge_space(space: dict[str, SearchParam], values: dict[str, Any], key: str) -> None:
+    for pname, spec in values.items():
+        if spec is None:  # `loss.lpips: null` removes a parameter from the search
+            space.pop(pname, None)
+            continue
+        spec = _mapping(spec, f"{key}.{pname}")
+        unknown = set(spec) - {"low", "high", "log"}
+        if unknown or not {"low", "high"} <= set(spec):
+            raise StudyError(f"{key}.{pname}: got {spec!r}; expected {{low: number, high: number, log: bool}}")
+        space[pname] = SearchParam(_scalar(spec["low"], float, f"{key}.{pname}.low"),
+                                   _scalar(spec["high"], float, f"{key}.{pname}.high"),
+                                   _scalar(spec.get("log", False), bool, f"{key}.{pname}.log"))
 
 
 def _merge_arms(arms: ArmsSection, name: str, value: Any, key: str) -> None:
