@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from lift.window import CONTROL_OFFSET, ignores_offset
@@ -212,8 +213,54 @@ def changed_factors(arm: Mapping[str, Any], base: Mapping[str, Any]) -> list[str
     return [k for k in factor_order(set(arm) | set(base)) if arm.get(k) != base.get(k)]
 
 
+# ---------------------------------------------------------------------------------------------
+# An arm of a study
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a study (lift.tune.study_config.arms_of): a value for every factor of the study
+    (window 3 with offset 1: its offset means nothing)."""
+    index: int
+    values: tuple[tuple[str, Any], ...]
+    # The factors its name shows: window and offset always, other factors where the study has
+    # more than one level (a one-level factor is a constant of the study).
+    named: tuple[str, ...] = (WINDOW_KEY, OFFSET_KEY)
+    # The factors in which it differs from the study's base arm (none: it is the base arm).
+    changes: tuple[str, ...] = ()
+
+    @property
+    def factors(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    @property
+    def window(self) -> int:
+        return int(self.factors[WINDOW_KEY])
+
+    @property
+    def temporal_offset(self) -> int:
+        return int(self.factors[OFFSET_KEY])
+
+    @property
+    def is_base(self) -> bool:
+        return not self.changes
+
+    def _named_values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values if k in self.named}
+
+    @property
+    def key(self) -> str:
+        """Readable name (lift.arms.arm_key), e.g. ``window=15,offset=1,loss.lpips=0``."""
+        return arm_key(self._named_values())
+
+    @property
+    def slug(self) -> str:
+        """File-system and Ray-experiment-name friendly form of the key: ``w3``, ``w15_o1``, ..."""
+        return arm_slug(self._named_values())
+
+
 __all__ = [
     "WINDOW_KEY", "OFFSET_KEY", "BASELINE_KEY", "SHORT_NAMES", "ArmNameError",
     "format_value", "parse_value", "canonical", "arm_key", "baseline_key", "split_key", "parse_key", "arm_slug",
-    "factor_order", "grid", "one_at_a_time", "changed_factors",
+    "factor_order", "grid", "one_at_a_time", "changed_factors", "Arm",
 ]

@@ -448,17 +448,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve_preset(name_or_path: str | Path) -> Path:
-    """A preset name (`smoke`) or a path (`configs/smoke.yaml`) -> an existing file."""
+# Study presets (studies/context_ablation.py, lift.tune.study_config) are configs/study_<name>.yaml.
+STUDY_PRESET_PREFIX = "study_"
+
+
+def resolve_preset(name_or_path: str | Path, prefix: str = "", what: str = "config") -> Path:
+    """A preset name (`smoke`) or a path (`configs/smoke.yaml`) -> an existing file. Training
+    presets are ``configs/<name>.yaml``; with ``prefix="study_"`` study presets, ``configs/study_<name>.yaml``."""
     candidate = Path(name_or_path)
     if candidate.is_file():
         return candidate
-    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    preset = CONFIG_DIR / f"{prefix}{name_or_path}.yaml"
     if preset.is_file():
         return preset
-    # study_*.yaml are study presets (studies/context_ablation.py), not training configs.
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("study_")))
-    raise ConfigError(f"config {str(name_or_path)!r} is neither a file nor a preset; presets: {known}")
+    stems = [p.stem for p in CONFIG_DIR.glob(f"{prefix}*.yaml")]
+    known = sorted(s.removeprefix(prefix) for s in stems if prefix or not s.startswith(STUDY_PRESET_PREFIX))
+    raise ConfigError(f"{what} {str(name_or_path)!r} is neither a file nor a preset; presets: {', '.join(known)}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
@@ -497,15 +502,18 @@ def save_config(cfg: Config, path: str | Path) -> Path:
 # Validation of values (types are checked while merging)
 # ---------------------------------------------------------------------------------------------
 
-def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
+def require(cond: bool, key: str, value: Any, expected: str, error: type[ValueError] = ConfigError) -> None:
+    """Raise `error` ``"<key>: got <value>; <expected>"`` unless `cond` (the training and study configs' form)."""
     if not cond:
-        raise ConfigError(f"{key}: got {value!r}; {allowed}")
+        raise error(f"{key}: got {value!r}; {expected}")
+
+
 
 
 def _pair(key: str, value: list[int] | None, optional: bool) -> None:
     if value is None and optional:
         return
-    _require(value is not None and len(value) == 2 and all(v > 0 for v in value), key, value,
+    require(value is not None and len(value) == 2 and all(v > 0 for v in value), key, value,
              "expected [height, width] with two positive integers")
 
 
@@ -531,21 +539,21 @@ def validate(cfg: Config) -> Config:
 
 def _validate_window(d: DataConfig) -> None:
     _window("data.window", d.window)
-    _require(d.temporal_offset >= 1, "data.temporal_offset", d.temporal_offset, "expected an integer >= 1")
-    _require(d.gap >= 2, "data.gap", d.gap, "expected an integer >= 2 (the target lies strictly between the anchors)")
+    require(d.temporal_offset >= 1, "data.temporal_offset", d.temporal_offset, "expected an integer >= 1")
+    require(d.gap >= 2, "data.gap", d.gap, "expected an integer >= 2 (the target lies strictly between the anchors)")
     if d.eval_max_window is not None:
         _window("data.eval_max_window", d.eval_max_window)
-        _require(d.eval_max_window >= d.window, "data.eval_max_window", d.eval_max_window,
+        require(d.eval_max_window >= d.window, "data.eval_max_window", d.eval_max_window,
                  f"expected an odd integer >= data.window ({d.window})")
     if d.eval_max_offset is not None:
-        _require(d.eval_max_offset >= d.temporal_offset, "data.eval_max_offset", d.eval_max_offset,
+        require(d.eval_max_offset >= d.temporal_offset, "data.eval_max_offset", d.eval_max_offset,
                  f"expected an integer >= data.temporal_offset ({d.temporal_offset})")
 
 
 def _at_least(value: int | None, key: str, minimum: int, optional: bool = False) -> None:
     if value is None and optional:
         return
-    _require(value is not None and value >= minimum, key, value,
+    require(value is not None and value >= minimum, key, value,
              f"expected >= {minimum}" + (" or null" if optional else ""))
 
 
@@ -559,18 +567,18 @@ def _validate_data(d: DataConfig) -> None:
     _at_least(d.segment_length, "data.segment_length", 3, optional=True)
     for key in ("val_fraction", "test_fraction"):
         v = getattr(d, key)
-        _require(0.0 <= v < 1.0, f"data.{key}", v, "expected a fraction in [0, 1)")
-    _require(d.val_fraction + d.test_fraction < 1.0, "data.val_fraction + data.test_fraction",
+        require(0.0 <= v < 1.0, f"data.{key}", v, "expected a fraction in [0, 1)")
+    require(d.val_fraction + d.test_fraction < 1.0, "data.val_fraction + data.test_fraction",
              d.val_fraction + d.test_fraction, "expected a sum below 1 so that training data remains")
-    _require(d.ucf_split in (1, 2, 3), "data.ucf_split", d.ucf_split, "expected 1, 2 or 3 (the official splits)")
-    _require(0.0 <= d.color_jitter <= 0.5, "data.color_jitter", d.color_jitter, "expected a value in [0, 0.5]")
+    require(d.ucf_split in (1, 2, 3), "data.ucf_split", d.ucf_split, "expected 1, 2 or 3 (the official splits)")
+    require(0.0 <= d.color_jitter <= 0.5, "data.color_jitter", d.color_jitter, "expected a value in [0, 0.5]")
     _at_least(d.num_workers, "data.num_workers", 0)
     _at_least(d.prefetch_factor, "data.prefetch_factor", 1)
 
 
 def _validate_model(m: ModelConfig) -> None:
-    _require(m.width > 0, "model.width", m.width, "expected a positive multiplier (1.0 = full size)")
-    _require(len(m.block_scales) >= 1 and all(s >= 1 for s in m.block_scales)
+    require(m.width > 0, "model.width", m.width, "expected a positive multiplier (1.0 = full size)")
+    require(len(m.block_scales) >= 1 and all(s >= 1 for s in m.block_scales)
              and list(m.block_scales) == sorted(m.block_scales, reverse=True),
              "model.block_scales", m.block_scales, "expected positive scales, coarse to fine, e.g. [4, 2, 1]")
     _at_least(m.block_depth, "model.block_depth", 1)
@@ -581,19 +589,19 @@ def _validate_loss(lo: LossConfig) -> None:
         if f.name == "pyramid_levels":
             continue
         v = getattr(lo, f.name)
-        _require(v >= 0.0, f"loss.{f.name}", v, "expected a non-negative weight")
-    _require(lo.reconstruction > 0, "loss.reconstruction", lo.reconstruction, "expected a positive weight")
-    _require(1 <= lo.pyramid_levels <= 8, "loss.pyramid_levels", lo.pyramid_levels, "expected 1..8")
+        require(v >= 0.0, f"loss.{f.name}", v, "expected a non-negative weight")
+    require(lo.reconstruction > 0, "loss.reconstruction", lo.reconstruction, "expected a positive weight")
+    require(1 <= lo.pyramid_levels <= 8, "loss.pyramid_levels", lo.pyramid_levels, "expected 1..8")
 
 
 def _validate_optim(o: OptimConfig) -> None:
-    _require(0 < o.lr <= 1, "optim.lr", o.lr, "expected a learning rate in (0, 1]")
-    _require(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"expected 0 <= min_lr <= optim.lr ({o.lr})")
-    _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "expected >= 0")
-    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,
+    require(0 < o.lr <= 1, "optim.lr", o.lr, "expected a learning rate in (0, 1]")
+    require(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"expected 0 <= min_lr <= optim.lr ({o.lr})")
+    require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "expected >= 0")
+    require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,
              "expected two values in [0, 1)")
     _at_least(o.warmup_steps, "optim.warmup_steps", 0)
-    _require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "expected >= 0 (0 disables clipping)")
+    require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "expected >= 0 (0 disables clipping)")
     _at_least(o.accum_steps, "optim.accum_steps", 1)
 
 
@@ -601,21 +609,21 @@ def _validate_train(t: TrainConfig) -> None:
     _at_least(t.epochs, "train.epochs", 1)
     _at_least(t.batch_size, "train.batch_size", 1)
     _at_least(t.eval_batch_size, "train.eval_batch_size", 1)
-    _require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
+    require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
              "expected auto, cpu, cuda or cuda:N")
     _at_least(t.val_every, "train.val_every", 1)
-    _require(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "expected >= 0 (0 disables)")
+    require(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "expected >= 0 (0 disables)")
     _at_least(t.max_steps_per_epoch, "train.max_steps_per_epoch", 1, optional=True)
     _at_least(t.max_nonfinite_steps, "train.max_nonfinite_steps", 1)
 
 
 def _validate_logging(lg: LoggingConfig, e: EvalConfig) -> None:
     _at_least(lg.log_every, "logging.log_every", 1)
-    _require(lg.image_every >= 0, "logging.image_every", lg.image_every, "expected >= 0 (0 disables images)")
+    require(lg.image_every >= 0, "logging.image_every", lg.image_every, "expected >= 0 (0 disables images)")
     _at_least(lg.num_images, "logging.num_images", 0)
-    _require(lg.progress_interval_s > 0, "logging.progress_interval_s", lg.progress_interval_s, "expected > 0")
+    require(lg.progress_interval_s > 0, "logging.progress_interval_s", lg.progress_interval_s, "expected > 0")
     if e.lpips_weights is not None:
-        _require(bool(e.lpips_weights), "eval.lpips_weights", e.lpips_weights, "expected a file path or null")
+        require(bool(e.lpips_weights), "eval.lpips_weights", e.lpips_weights, "expected a file path or null")
 
 
 def dict_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
