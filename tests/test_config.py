@@ -15,25 +15,42 @@ from lift.config import (
     Config,
     ConfigError,
     apply_overrides,
+    coerce_value,
     config_from_dict,
     field_type,
     load_config,
     parse_override,
+    read_yaml,
     save_config,
 )
 
 
 def test_defaults_are_valid() -> None:
-    cfg = load_config()
-    assert cfg == Config()
-    assert cfg.loss.reconstruction == 1.0 and cfg.loss.teacher == 1.0 and cfg.loss.distillation == 0.01
+    # Loading nothing validates the defaults and changes none of them.
+    assert load_config() == Config()
+
+
+def _leaves(values: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 # study_*.yaml are study presets (studies/context_ablation.py), with a schema of their own.
 @pytest.mark.parametrize("preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("study_")))
-def test_every_preset_loads(preset: str) -> None:
+def test_every_preset_loads_with_its_values_applied(preset: str, tmp_path) -> None:
     cfg = load_config(preset)
-    assert isinstance(cfg, Config)
+    data = read_yaml(CONFIG_DIR / f"{preset}.yaml")
+    data.pop("base", None)
+    loaded = _leaves(cfg.to_dict())
+    for key, value in _leaves(data).items():
+        assert loaded[key] == coerce_value(value, field_type(key), key), key
+    # And the resolved config reproduces itself through its YAML.
+    assert load_config(save_config(cfg, tmp_path / "resolved.yaml")) == cfg
 
 
 def test_preset_base_chain_merges() -> None:
