@@ -300,13 +300,14 @@ class LIFT(nn.Module):
                  block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True) -> None:
         super().__init__()
         check_window(window, "LIFT: window")
+        spec = WindowSpec(window)
         scales = [int(s) for s in block_scales]
         if not scales or any(s < 1 for s in scales) or scales != sorted(scales, reverse=True):
             raise ValueError(f"LIFT: block_scales={list(block_scales)}; expected positive scales, coarse to fine")
         if width <= 0 or block_depth < 1:
             raise ValueError(f"LIFT: width={width}, block_depth={block_depth}; expected width > 0 and depth >= 1")
         self.window = window
-        self.num_inputs = window - 1
+        self.num_inputs = spec.num_inputs
         self.width = width
         self.block_scales = scales
         self.refine = refine
@@ -328,7 +329,7 @@ class LIFT(nn.Module):
         # The reference block refines an already good initial flow: it runs one scale coarser
         # than the finest student block, which keeps 12 references cheap.
         ref_scale = 2 * scales[-1]
-        if WindowSpec(window).has_references:
+        if spec.has_references:
             self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation,
                                            refine_c)
         else:
