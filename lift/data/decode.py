@@ -26,6 +26,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import av
 import numpy as np
@@ -34,6 +35,8 @@ from PIL import Image
 from lift.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -286,21 +289,44 @@ def cached_shape(path: Path) -> tuple[int, int, int, int] | None:
     return shape  # type: ignore[return-value]
 
 
-class _MapLRU:
+class LRU(Generic[K, V]):
+    """At most `capacity` entries; a lookup or a store makes an entry the most recent, and a store
+    beyond the capacity drops the least recent one."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, key: K) -> None:
+        self._items.pop(key, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _MapLRU(LRU[Path, np.ndarray]):
     """Open memory maps of cache entries, bounded: each map holds a file descriptor, and a dataset
     of thousands of videos must not hold thousands of them per worker."""
 
-    def __init__(self, capacity: int = 64) -> None:
-        self.capacity = capacity
-        self._maps: OrderedDict[Path, np.ndarray] = OrderedDict()
-
     def get(self, path: Path) -> np.ndarray | None:
-        arr = self._maps.get(path)
-        if arr is not None:
-            self._maps.move_to_end(path)
+        arr = super().get(path)
+        if arr is not None or not path.is_file():
             return arr
-        if not path.is_file():
-            return None
         try:
             arr = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as err:
@@ -310,19 +336,11 @@ class _MapLRU:
         if not _check_entry(path, arr.shape, arr.dtype):
             return None
         STATS.cache_hits += 1
-        self._maps[path] = arr
-        while len(self._maps) > self.capacity:
-            self._maps.popitem(last=False)
+        self.put(path, arr)
         return arr
 
-    def forget(self, path: Path) -> None:
-        self._maps.pop(path, None)
 
-    def clear(self) -> None:
-        self._maps.clear()
-
-
-MAPS = _MapLRU()
+MAPS = _MapLRU(capacity=64)
 
 
 def open_cached(path: Path) -> np.ndarray | None:
@@ -339,27 +357,5 @@ def store_cached(path: Path, frames: np.ndarray) -> None:
     STATS.cache_writes += 1
 
 
-class _MemoryLRU:
-    """A few decoded arrays per process, for sources whose disk cache is off."""
-
-    def __init__(self, capacity: int = 2) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def get(self, key: str) -> np.ndarray | None:
-        arr = self._items.get(key)
-        if arr is not None:
-            self._items.move_to_end(key)
-        return arr
-
-    def put(self, key: str, arr: np.ndarray) -> None:
-        self._items[key] = arr
-        self._items.move_to_end(key)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-MEMORY_LRU = _MemoryLRU()
+# A few decoded arrays per process, for sources whose disk cache is off.
+MEMORY_LRU: LRU[str, np.ndarray] = LRU(capacity=2)
