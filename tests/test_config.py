@@ -248,3 +248,24 @@ def test_every_float_setting_must_be_finite(value: str) -> None:
     for key in keys:
         with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: got .*; expected a finite number$"):
             load_config(None, [f"{key}={value}"])
+
+
+def test_dict_differences_names_every_changed_leaf() -> None:
+    from lift.config import dict_differences
+
+    old = {"optim": {"lr": 3e-4, "betas": [0.9, 0.999]}, "name": "a", "gone": 1}
+    new = {"optim": {"lr": 1e-3, "betas": [0.9, 0.999]}, "name": "a", "added": {"x": 2}}
+    assert dict_differences(old, new) == ["added: None -> {'x': 2}", "gone: 1 -> None", "optim.lr: 0.0003 -> 0.001"]
+    assert dict_differences(old, old) == []
+
+
+def test_presets_resolve_by_kind() -> None:
+    from lift.config import resolve_preset
+
+    assert resolve_preset("smoke") == CONFIG_DIR / "smoke.yaml"
+    assert resolve_preset("footage", "study_", "study preset") == CONFIG_DIR / "study_footage.yaml"
+    with pytest.raises(ConfigError, match=r"config 'footage' is neither a file nor a preset; presets: .*smoke") as err:
+        resolve_preset("footage")
+    assert "study_" not in str(err.value) and "control_positive" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"study preset 'smoke' is neither .*presets: .*control_positive"):
+        resolve_preset("smoke", "study_", "study preset")
