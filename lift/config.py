@@ -9,8 +9,6 @@ and what is allowed. Unknown keys are errors: a typo must never be silently igno
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any, Callable, Literal
 import yaml
 
 from lift.atomic import atomic_write_text
+from lift.coerce import CoercionError, coerce
 from lift.window import WindowError, check_window
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -210,114 +209,12 @@ FLAT_FLAGS: dict[str, str] = {
 # Building a config from mappings
 # ---------------------------------------------------------------------------------------------
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
 def coerce_value(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, or raise ConfigError naming the key."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return _coerce_union(value, typing.get_args(tp), key)
-    if origin is Literal:
-        return _coerce_literal(value, typing.get_args(tp), key)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        return _coerce_list(value, item_tp, key)
-    scalar = _SCALARS.get(tp)
-    if scalar is None:
-        raise ConfigError(f"{key}: unsupported type {tp!r}")
-    return scalar(value, key)
-
-
-def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
-
-
-def _coerce_union(value: Any, args: tuple[Any, ...], key: str) -> Any:
-    """The first member type that accepts the value (None for null where the union allows it)."""
-    if _is_null(value) and type(None) in args:
-        return None
-    for arg in args:
-        if arg is type(None):
-            continue
-        try:
-            return coerce_value(value, arg, key)
-        except ConfigError:
-            continue
-    allowed = " or ".join(_type_name(a) for a in args)
-    raise ConfigError(f"{key}: got {value!r}; expected {allowed}")
-
-
-def _coerce_literal(value: Any, choices: tuple[Any, ...], key: str) -> Any:
-    if value not in choices:
-        raise ConfigError(f"{key}: got {value!r}; allowed values are {', '.join(map(repr, choices))}")
-    return value
-
-
-def _coerce_list(value: Any, item_tp: Any, key: str) -> list[Any]:
-    """A list, a tuple or the CLI's text forms ``128,128`` / ``128x128``; each item coerced."""
-    if isinstance(value, str):
-        value = [v for v in value.replace("x", ",").split(",") if v.strip()] if value else []
-    if isinstance(value, tuple):
-        value = list(value)
-    if not isinstance(value, list):
-        raise ConfigError(f"{key}: got {value!r}; expected a list of {_type_name(item_tp)}")
-    return [coerce_value(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-
-
-_TRUE_WORDS = ("true", "1", "yes", "on")
-_FALSE_WORDS = ("false", "0", "no", "off")
-
-
-def _coerce_bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE_WORDS + _FALSE_WORDS:
-        return value.lower() in _TRUE_WORDS
-    raise ConfigError(f"{key}: got {value!r}; expected true or false")
-
-
-def _coerce_int(value: Any, key: str) -> int:
-    # bool is an int subclass, but `true` for a count is a mistake, not 1.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"{key}: got {value!r}; expected an integer")
-
-
-def _coerce_float(value: Any, key: str) -> float:
-    number = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-    if number is None:
-        raise ConfigError(f"{key}: got {value!r}; expected a number")
-    # No setting means anything at inf or NaN: they only surface later as NaN weights.
-    if not math.isfinite(number):
-        raise ConfigError(f"{key}: got {value!r}; expected a finite number")
-    return number
-
-
-def _coerce_str(value: Any, key: str) -> str:
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ConfigError(f"{key}: got {value!r}; expected a string")
-
-
-_SCALARS: dict[Any, Callable[[Any, str], Any]] = {
-    bool: _coerce_bool, int: _coerce_int, float: _coerce_float, str: _coerce_str,
-}
+    """Convert a YAML/CLI value to the annotated type (lift.coerce), or raise ConfigError naming the key."""
+    try:
+        return coerce(value, tp, key)
+    except CoercionError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _section_types(cls: type) -> dict[str, Any]:
