@@ -17,8 +17,10 @@ name can hold (scalars, no offset beside window 3) and ``arm_key(parse_key(name)
 every name ``arm_key`` wrote.
 
 The designs (:func:`grid`, :func:`one_at_a_time`) turn factors (config key -> levels) into arms.
-This module is the one home of the names and of "window 3 ignores the offset" for arms; it
-imports nothing from ``lift`` so that every layer (training, evaluation, study, report) can use it.
+This module is the one home of the names: :func:`arm_key` writes them and :func:`parse_key` /
+:func:`split_key` read them, for training, evaluation, the study and the report alike. The rule
+"window 3 ignores the offset" is :func:`lift.window.ignores_offset`; this module imports nothing
+else from ``lift``, so that every layer can use it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
+
+from lift.window import CONTROL_OFFSET, ignores_offset
 
 WINDOW_KEY = "data.window"
 OFFSET_KEY = "data.temporal_offset"
@@ -34,10 +39,6 @@ BASELINE_KEY = "baseline"
 # The config keys with a short name in arm keys (the PICO's two factors).
 SHORT_NAMES = {WINDOW_KEY: "window", OFFSET_KEY: "offset"}
 _LONG_NAMES = {short: key for key, short in SHORT_NAMES.items()}
-# Window 3 (two anchors + target) has no reference frames, so its temporal offset means nothing:
-# arms that differ only in it are one arm, whose config keeps this offset.
-CONTROL_WINDOW = 3
-CONTROL_OFFSET = 1
 
 _INT = re.compile(r"[+-]?\d+")
 _SEPARATORS = (",", "=")
@@ -103,9 +104,14 @@ def canonical(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` with the offset of a window-3 arm set to CONTROL_OFFSET (it means nothing there),
     so that arms differing only in it compare equal."""
     out = dict(values)
-    if out.get(WINDOW_KEY) == CONTROL_WINDOW and OFFSET_KEY in out:
+    if ignores_offset(out.get(WINDOW_KEY)) and OFFSET_KEY in out:
         out[OFFSET_KEY] = CONTROL_OFFSET
     return out
+
+
+def _named(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values an arm's name shows: all but the offset of a window-3 arm."""
+    return {k: v for k, v in values.items() if not (k == OFFSET_KEY and ignores_offset(values.get(WINDOW_KEY)))}
 
 
 def arm_key(values: Mapping[str, Any]) -> str:
@@ -113,9 +119,7 @@ def arm_key(values: Mapping[str, Any]) -> str:
     if not values:
         raise ArmNameError("an arm needs at least one value to be named")
     pairs: dict[str, str] = {}
-    for key, value in values.items():
-        if key == OFFSET_KEY and values.get(WINDOW_KEY) == CONTROL_WINDOW:
-            continue
+    for key, value in _named(values).items():
         name = SHORT_NAMES.get(key, key)
         if not name or name != name.strip() or any(s in name for s in _SEPARATORS):
             raise ArmNameError(f"arm key {key!r}: expected a config key without ',' or '=' or surrounding spaces")
@@ -156,9 +160,7 @@ def arm_slug(values: Mapping[str, Any]) -> str:
     """A file-system and Ray-experiment-name safe, stable form of the arm: ``w3``, ``w15_o1``,
     ``w15_o1_loss.lpips-0``."""
     arm_key(values)  # the same checks as the name
-    named = dict(values)
-    if named.get(WINDOW_KEY) == CONTROL_WINDOW:
-        named.pop(OFFSET_KEY, None)
+    named = _named(values)
     parts = []
     if WINDOW_KEY in named:
         parts.append(f"w{format_value(named.pop(WINDOW_KEY))}")
@@ -211,8 +213,54 @@ def changed_factors(arm: Mapping[str, Any], base: Mapping[str, Any]) -> list[str
     return [k for k in factor_order(set(arm) | set(base)) if arm.get(k) != base.get(k)]
 
 
+# ---------------------------------------------------------------------------------------------
+# An arm of a study
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a study (lift.tune.study_config.arms_of): a value for every factor of the study
+    (window 3 with offset 1: its offset means nothing)."""
+    index: int
+    values: tuple[tuple[str, Any], ...]
+    # The factors its name shows: window and offset always, other factors where the study has
+    # more than one level (a one-level factor is a constant of the study).
+    named: tuple[str, ...] = (WINDOW_KEY, OFFSET_KEY)
+    # The factors in which it differs from the study's base arm (none: it is the base arm).
+    changes: tuple[str, ...] = ()
+
+    @property
+    def factors(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    @property
+    def window(self) -> int:
+        return int(self.factors[WINDOW_KEY])
+
+    @property
+    def temporal_offset(self) -> int:
+        return int(self.factors[OFFSET_KEY])
+
+    @property
+    def is_base(self) -> bool:
+        return not self.changes
+
+    def _named_values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values if k in self.named}
+
+    @property
+    def key(self) -> str:
+        """Readable name (lift.arms.arm_key), e.g. ``window=15,offset=1,loss.lpips=0``."""
+        return arm_key(self._named_values())
+
+    @property
+    def slug(self) -> str:
+        """File-system and Ray-experiment-name friendly form of the key: ``w3``, ``w15_o1``, ..."""
+        return arm_slug(self._named_values())
+
+
 __all__ = [
-    "WINDOW_KEY", "OFFSET_KEY", "BASELINE_KEY", "SHORT_NAMES", "CONTROL_WINDOW", "CONTROL_OFFSET", "ArmNameError",
+    "WINDOW_KEY", "OFFSET_KEY", "BASELINE_KEY", "SHORT_NAMES", "ArmNameError",
     "format_value", "parse_value", "canonical", "arm_key", "baseline_key", "split_key", "parse_key", "arm_slug",
-    "factor_order", "grid", "one_at_a_time", "changed_factors",
+    "factor_order", "grid", "one_at_a_time", "changed_factors", "Arm",
 ]

@@ -105,7 +105,7 @@ def _build_network(path: Path, state: dict[str, Any], cfg: Config) -> nn.Module:
             return build_model(cfg.model, cfg.data.window)
         if not isinstance(args, dict):
             raise ValueError(f"'model_args' holds {type(args).__name__}, expected the constructor's arguments")
-        return get_model_class(cfg.model.name)(**args)
+        return get_model_class(cfg.model.name, "model.name")(**args)
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"checkpoint {path}: cannot build model {cfg.model.name!r}: {err}") from err
 

@@ -9,16 +9,16 @@ and what is allowed. Unknown keys are errors: a typo must never be silently igno
 from __future__ import annotations
 
 import dataclasses
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 
 from lift.atomic import atomic_write_text
+from lift.coerce import CoercionError, coerce
+from lift.window import WindowError, check_window
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -184,10 +184,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def validate(self) -> "Config":
-        validate(self)
-        return self
-
 
 # The seed's flat flags map onto dotted keys.
 FLAT_FLAGS: dict[str, str] = {
@@ -213,82 +209,12 @@ FLAT_FLAGS: dict[str, str] = {
 # Building a config from mappings
 # ---------------------------------------------------------------------------------------------
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
 def coerce_value(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML/CLI value to the annotated type, or raise ConfigError naming the key."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce_value(value, arg, key)
-            except ConfigError as err:
-                errors.append(str(err))
-        allowed = " or ".join(_type_name(a) for a in args)
-        raise ConfigError(f"{key}: got {value!r}; expected {allowed}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key}: got {value!r}; allowed values are {', '.join(map(repr, args))}")
-        return value
-    if origin is list:
-        (item_tp,) = args
-        if isinstance(value, str):
-            value = [v for v in value.replace("x", ",").split(",") if v.strip()] if value else []
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: got {value!r}; expected a list of {_type_name(item_tp)}")
-        return [coerce_value(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{key}: got {value!r}; expected true or false")
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: got {value!r}; expected an integer")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: got {value!r}; expected an integer")
-    if tp is float:
-        number = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-        if number is None:
-            raise ConfigError(f"{key}: got {value!r}; expected a number")
-        # No setting means anything at inf or NaN: they only surface later as NaN weights.
-        if not math.isfinite(number):
-            raise ConfigError(f"{key}: got {value!r}; expected a finite number")
-        return number
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{key}: got {value!r}; expected a string")
-    raise ConfigError(f"{key}: unsupported type {tp!r}")
+    """Convert a YAML/CLI value to the annotated type (lift.coerce), or raise ConfigError naming the key."""
+    try:
+        return coerce(value, tp, key)
+    except CoercionError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _section_types(cls: type) -> dict[str, Any]:
@@ -296,20 +222,35 @@ def _section_types(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+FieldSetter = Callable[[Any, str, Any, str], None]
+
+
+def merge_fields(obj: Any, values: Any, prefix: str, set_field: FieldSetter, *, kind: str = "config",
+                 error: type[ValueError] = ConfigError) -> None:
+    """Merge a nested mapping into the dataclass `obj`: nested dataclass fields recursively, every
+    other field through ``set_field(obj, name, value, dotted_key)``; an unknown key is an `error`
+    naming the known keys. The one walk behind the training config and the study config
+    (lift.tune.study_config), which differ only in how a field takes its value."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
-    types_ = _section_types(type(obj))
-    for key, value in values.items():
-        full = f"{prefix}{key}"
-        if key not in types_:
-            known = ", ".join(sorted(types_))
-            raise ConfigError(f"unknown config key {full!r}; known keys here: {known}")
-        tp = types_[key]
-        if dataclasses.is_dataclass(tp):
-            _merge_into(getattr(obj, key), value, f"{full}.")
+        raise error(f"{prefix.rstrip('.') or kind}: expected a mapping, got {values!r}")
+    names = {f.name for f in dataclasses.fields(obj)}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in names:
+            raise error(f"unknown {kind} key {key!r}; known keys here: {', '.join(sorted(names))}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            merge_fields(current, value, f"{key}.", set_field, kind=kind, error=error)
         else:
-            setattr(obj, key, coerce_value(value, tp, full))
+            set_field(obj, name, value, key)
+
+
+def _coerce_field(obj: Any, name: str, value: Any, key: str) -> None:
+    setattr(obj, name, coerce_value(value, _section_types(type(obj))[name], key))
+
+
+def _merge_into(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    merge_fields(obj, values, prefix, _coerce_field)
 
 
 def field_type(key: str) -> Any:
@@ -404,17 +345,22 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve_preset(name_or_path: str | Path) -> Path:
-    """A preset name (`smoke`) or a path (`configs/smoke.yaml`) -> an existing file."""
+# Study presets (studies/context_ablation.py, lift.tune.study_config) are configs/study_<name>.yaml.
+STUDY_PRESET_PREFIX = "study_"
+
+
+def resolve_preset(name_or_path: str | Path, prefix: str = "", what: str = "config") -> Path:
+    """A preset name (`smoke`) or a path (`configs/smoke.yaml`) -> an existing file. Training
+    presets are ``configs/<name>.yaml``; with ``prefix="study_"`` study presets, ``configs/study_<name>.yaml``."""
     candidate = Path(name_or_path)
     if candidate.is_file():
         return candidate
-    preset = CONFIG_DIR / f"{name_or_path}.yaml"
+    preset = CONFIG_DIR / f"{prefix}{name_or_path}.yaml"
     if preset.is_file():
         return preset
-    # study_*.yaml are study presets (studies/context_ablation.py), not training configs.
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("study_")))
-    raise ConfigError(f"config {str(name_or_path)!r} is neither a file nor a preset; presets: {known}")
+    stems = [p.stem for p in CONFIG_DIR.glob(f"{prefix}*.yaml")]
+    known = sorted(s.removeprefix(prefix) for s in stems if prefix or not s.startswith(STUDY_PRESET_PREFIX))
+    raise ConfigError(f"{what} {str(name_or_path)!r} is neither a file nor a preset; presets: {', '.join(known)}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
@@ -453,92 +399,139 @@ def save_config(cfg: Config, path: str | Path) -> Path:
 # Validation of values (types are checked while merging)
 # ---------------------------------------------------------------------------------------------
 
-def _require(cond: bool, key: str, value: Any, allowed: str) -> None:
+def require(cond: bool, key: str, value: Any, expected: str, error: type[ValueError] = ConfigError) -> None:
+    """Raise `error` ``"<key>: got <value>; <expected>"`` unless `cond` (the training and study configs' form)."""
     if not cond:
-        raise ConfigError(f"{key}: got {value!r}; {allowed}")
+        raise error(f"{key}: got {value!r}; {expected}")
+
+
 
 
 def _pair(key: str, value: list[int] | None, optional: bool) -> None:
     if value is None and optional:
         return
-    _require(value is not None and len(value) == 2 and all(v > 0 for v in value), key, value,
+    require(value is not None and len(value) == 2 and all(v > 0 for v in value), key, value,
              "expected [height, width] with two positive integers")
 
 
+def _window(key: str, value: Any) -> None:
+    """lift.window's check (its one message), as a ConfigError."""
+    try:
+        check_window(value, key)
+    except WindowError as err:
+        raise ConfigError(str(err)) from None
+
+
 def validate(cfg: Config) -> Config:
-    d, m, lo, o, t, e, lg = cfg.data, cfg.model, cfg.loss, cfg.optim, cfg.train, cfg.eval, cfg.logging
-    _require(d.window >= 3 and d.window % 2 == 1, "data.window", d.window,
-             "expected an odd integer >= 3 (3 = two anchors + target, 15 = LIFT)")
-    _require(d.temporal_offset >= 1, "data.temporal_offset", d.temporal_offset, "expected an integer >= 1")
-    _require(d.gap >= 2, "data.gap", d.gap, "expected an integer >= 2 (the target lies strictly between the anchors)")
+    """Every value in its range (ConfigError naming the key, the value and what is allowed)."""
+    _validate_window(cfg.data)
+    _validate_data(cfg.data)
+    _validate_model(cfg.model)
+    _validate_loss(cfg.loss)
+    _validate_optim(cfg.optim)
+    _validate_train(cfg.train)
+    _validate_logging(cfg.logging, cfg.eval)
+    return cfg
+
+
+def _validate_window(d: DataConfig) -> None:
+    _window("data.window", d.window)
+    require(d.temporal_offset >= 1, "data.temporal_offset", d.temporal_offset, "expected an integer >= 1")
+    require(d.gap >= 2, "data.gap", d.gap, "expected an integer >= 2 (the target lies strictly between the anchors)")
     if d.eval_max_window is not None:
-        _require(d.eval_max_window >= d.window and d.eval_max_window % 2 == 1, "data.eval_max_window",
-                 d.eval_max_window, f"expected an odd integer >= data.window ({d.window})")
+        _window("data.eval_max_window", d.eval_max_window)
+        require(d.eval_max_window >= d.window, "data.eval_max_window", d.eval_max_window,
+                 f"expected an odd integer >= data.window ({d.window})")
     if d.eval_max_offset is not None:
-        _require(d.eval_max_offset >= d.temporal_offset, "data.eval_max_offset", d.eval_max_offset,
+        require(d.eval_max_offset >= d.temporal_offset, "data.eval_max_offset", d.eval_max_offset,
                  f"expected an integer >= data.temporal_offset ({d.temporal_offset})")
-    _require(d.eval_targets_per_video >= 1, "data.eval_targets_per_video", d.eval_targets_per_video, "expected >= 1")
+
+
+def _at_least(value: int | None, key: str, minimum: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    require(value is not None and value >= minimum, key, value,
+             f"expected >= {minimum}" + (" or null" if optional else ""))
+
+
+def _validate_data(d: DataConfig) -> None:
+    _at_least(d.eval_targets_per_video, "data.eval_targets_per_video", 1)
     _pair("data.crop_size", d.crop_size, optional=False)
     _pair("data.eval_crop", d.eval_crop, optional=True)
     _pair("data.frame_size", d.frame_size, optional=True)
-    if d.max_sequences is not None:
-        _require(d.max_sequences >= 1, "data.max_sequences", d.max_sequences, "expected >= 1 or null")
-    if d.train_samples_per_epoch is not None:
-        _require(d.train_samples_per_epoch >= 1, "data.train_samples_per_epoch", d.train_samples_per_epoch,
-                 "expected >= 1 or null")
-    if d.segment_length is not None:
-        _require(d.segment_length >= 3, "data.segment_length", d.segment_length, "expected >= 3 or null")
+    _at_least(d.max_sequences, "data.max_sequences", 1, optional=True)
+    _at_least(d.train_samples_per_epoch, "data.train_samples_per_epoch", 1, optional=True)
+    _at_least(d.segment_length, "data.segment_length", 3, optional=True)
     for key in ("val_fraction", "test_fraction"):
         v = getattr(d, key)
-        _require(0.0 <= v < 1.0, f"data.{key}", v, "expected a fraction in [0, 1)")
-    _require(d.val_fraction + d.test_fraction < 1.0, "data.val_fraction + data.test_fraction",
+        require(0.0 <= v < 1.0, f"data.{key}", v, "expected a fraction in [0, 1)")
+    require(d.val_fraction + d.test_fraction < 1.0, "data.val_fraction + data.test_fraction",
              d.val_fraction + d.test_fraction, "expected a sum below 1 so that training data remains")
-    _require(d.ucf_split in (1, 2, 3), "data.ucf_split", d.ucf_split, "expected 1, 2 or 3 (the official splits)")
-    _require(0.0 <= d.color_jitter <= 0.5, "data.color_jitter", d.color_jitter, "expected a value in [0, 0.5]")
-    _require(d.num_workers >= 0, "data.num_workers", d.num_workers, "expected >= 0")
-    _require(d.prefetch_factor >= 1, "data.prefetch_factor", d.prefetch_factor, "expected >= 1")
+    require(d.ucf_split in (1, 2, 3), "data.ucf_split", d.ucf_split, "expected 1, 2 or 3 (the official splits)")
+    require(0.0 <= d.color_jitter <= 0.5, "data.color_jitter", d.color_jitter, "expected a value in [0, 0.5]")
+    _at_least(d.num_workers, "data.num_workers", 0)
+    _at_least(d.prefetch_factor, "data.prefetch_factor", 1)
 
-    _require(m.width > 0, "model.width", m.width, "expected a positive multiplier (1.0 = full size)")
-    _require(len(m.block_scales) >= 1 and all(s >= 1 for s in m.block_scales)
+
+def _validate_model(m: ModelConfig) -> None:
+    require(m.width > 0, "model.width", m.width, "expected a positive multiplier (1.0 = full size)")
+    require(len(m.block_scales) >= 1 and all(s >= 1 for s in m.block_scales)
              and list(m.block_scales) == sorted(m.block_scales, reverse=True),
              "model.block_scales", m.block_scales, "expected positive scales, coarse to fine, e.g. [4, 2, 1]")
-    _require(m.block_depth >= 1, "model.block_depth", m.block_depth, "expected >= 1")
+    _at_least(m.block_depth, "model.block_depth", 1)
 
+
+def _validate_loss(lo: LossConfig) -> None:
     for f in dataclasses.fields(lo):
         if f.name == "pyramid_levels":
             continue
         v = getattr(lo, f.name)
-        _require(v >= 0.0, f"loss.{f.name}", v, "expected a non-negative weight")
-    _require(lo.reconstruction > 0, "loss.reconstruction", lo.reconstruction, "expected a positive weight")
-    _require(1 <= lo.pyramid_levels <= 8, "loss.pyramid_levels", lo.pyramid_levels, "expected 1..8")
+        require(v >= 0.0, f"loss.{f.name}", v, "expected a non-negative weight")
+    require(lo.reconstruction > 0, "loss.reconstruction", lo.reconstruction, "expected a positive weight")
+    require(1 <= lo.pyramid_levels <= 8, "loss.pyramid_levels", lo.pyramid_levels, "expected 1..8")
 
-    _require(0 < o.lr <= 1, "optim.lr", o.lr, "expected a learning rate in (0, 1]")
-    _require(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"expected 0 <= min_lr <= optim.lr ({o.lr})")
-    _require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "expected >= 0")
-    _require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,
+
+def _validate_optim(o: OptimConfig) -> None:
+    require(0 < o.lr <= 1, "optim.lr", o.lr, "expected a learning rate in (0, 1]")
+    require(0 <= o.min_lr <= o.lr, "optim.min_lr", o.min_lr, f"expected 0 <= min_lr <= optim.lr ({o.lr})")
+    require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "expected >= 0")
+    require(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), "optim.betas", o.betas,
              "expected two values in [0, 1)")
-    _require(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "expected >= 0")
-    _require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "expected >= 0 (0 disables clipping)")
-    _require(o.accum_steps >= 1, "optim.accum_steps", o.accum_steps, "expected >= 1")
+    _at_least(o.warmup_steps, "optim.warmup_steps", 0)
+    require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "expected >= 0 (0 disables clipping)")
+    _at_least(o.accum_steps, "optim.accum_steps", 1)
 
-    _require(t.epochs >= 1, "train.epochs", t.epochs, "expected >= 1")
-    _require(t.batch_size >= 1, "train.batch_size", t.batch_size, "expected >= 1")
-    _require(t.eval_batch_size >= 1, "train.eval_batch_size", t.eval_batch_size, "expected >= 1")
-    _require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
+
+def _validate_train(t: TrainConfig) -> None:
+    _at_least(t.epochs, "train.epochs", 1)
+    _at_least(t.batch_size, "train.batch_size", 1)
+    _at_least(t.eval_batch_size, "train.eval_batch_size", 1)
+    require(t.device == "auto" or t.device == "cpu" or t.device.startswith("cuda"), "train.device", t.device,
              "expected auto, cpu, cuda or cuda:N")
-    _require(t.val_every >= 1, "train.val_every", t.val_every, "expected >= 1")
-    _require(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "expected >= 0 (0 disables)")
-    if t.max_steps_per_epoch is not None:
-        _require(t.max_steps_per_epoch >= 1, "train.max_steps_per_epoch", t.max_steps_per_epoch, "expected >= 1 or null")
-    _require(t.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", t.max_nonfinite_steps, "expected >= 1")
+    _at_least(t.val_every, "train.val_every", 1)
+    require(t.snapshot_every >= 0, "train.snapshot_every", t.snapshot_every, "expected >= 0 (0 disables)")
+    _at_least(t.max_steps_per_epoch, "train.max_steps_per_epoch", 1, optional=True)
+    _at_least(t.max_nonfinite_steps, "train.max_nonfinite_steps", 1)
 
-    _require(lg.log_every >= 1, "logging.log_every", lg.log_every, "expected >= 1")
-    _require(lg.image_every >= 0, "logging.image_every", lg.image_every, "expected >= 0 (0 disables images)")
-    _require(lg.num_images >= 0, "logging.num_images", lg.num_images, "expected >= 0")
-    _require(lg.progress_interval_s > 0, "logging.progress_interval_s", lg.progress_interval_s, "expected > 0")
+
+def _validate_logging(lg: LoggingConfig, e: EvalConfig) -> None:
+    _at_least(lg.log_every, "logging.log_every", 1)
+    require(lg.image_every >= 0, "logging.image_every", lg.image_every, "expected >= 0 (0 disables images)")
+    _at_least(lg.num_images, "logging.num_images", 0)
+    require(lg.progress_interval_s > 0, "logging.progress_interval_s", lg.progress_interval_s, "expected > 0")
     if e.lpips_weights is not None:
-        _require(bool(e.lpips_weights), "eval.lpips_weights", e.lpips_weights, "expected a file path or null")
-    return cfg
+        require(bool(e.lpips_weights), "eval.lpips_weights", e.lpips_weights, "expected a file path or null")
+
+
+def dict_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """``"a.b: old -> new"`` for every leaf where two nested mappings differ (a key missing on one
+    side reads as None), sorted by key: how a resumed run or study says what changed."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += dict_differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 def config_to_yaml(cfg: Config) -> str:

@@ -67,12 +67,6 @@ BASELINES = ("repeat", "blend")
 # Arms and baselines
 # ---------------------------------------------------------------------------------------------
 
-def arm_key(window: int, temporal_offset: int) -> str:
-    """Readable arm name of a window/offset run (:func:`lift.arms.arm_key`): ``window=3`` for the
-    RIFE triplet (no references, so no offset), else ``window=W,offset=S``."""
-    return arm_names.arm_key({arm_names.WINDOW_KEY: window, arm_names.OFFSET_KEY: temporal_offset})
-
-
 def baseline_arm(name: str) -> str:
     if name not in BASELINES:
         raise ValueError(f"baseline {name!r}: expected one of {', '.join(BASELINES)}")
@@ -494,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         trial = args.trial_id or (checkpoint.parent.parent.name if checkpoint.parent.name == "checkpoints"
                                   else checkpoint.stem)
         df = evaluate_model(model.to(device), loader, device=device, eval_cfg=cfg.eval,
-                            arm=args.arm or arm_key(cfg.data.window, cfg.data.temporal_offset),
+                            arm=args.arm or arm_names.arm_key({arm_names.WINDOW_KEY: cfg.data.window,
+                                                                arm_names.OFFSET_KEY: cfg.data.temporal_offset}),
                             split=args.split, seed=cfg.train.seed, trial_id=trial,
                             amp_dtype=autocast_dtype(cfg.train.amp, device, "evaluation"), max_batches=args.max_batches,
                             reference_flow=args.reference_flow)

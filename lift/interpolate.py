@@ -49,6 +49,7 @@ from lift.config import Config, ConfigError
 from lift.logging.progress import Progress
 from lift.model import InputPadder
 from lift.video_io import FrameReader, SourceFrame, VideoWriter, check_writable, choose_encoder
+from lift.window import WindowError, WindowSpec, check_window
 
 FACTORS = (2, 4, 8)
 EDGE_POLICIES = ("shrink", "mirror")
@@ -100,8 +101,7 @@ def output_frame_count(num_frames: int, factor: int) -> int:
 def buffer_capacity(window: int, ref_offset: int, pairs_per_batch: int) -> int:
     """Most decoded frames held at once: the window's span (anchors one frame apart) plus the
     extra pairs of one batch."""
-    reach = ref_offset * (window - 3) // 2
-    return 2 + 2 * reach + pairs_per_batch - 1
+    return 2 + 2 * WindowSpec(window, ref_offset).reach + pairs_per_batch - 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,19 +330,22 @@ def output_paths(output: Path, montage: str | Path | bool | None) -> dict[str, P
     return outputs
 
 
-def _check_options(factor: int, edge: str, window: int | None, model_window: int, ref_offset: int) -> int:
+def _check_options(factor: int, edge: str, window: int | None, model_window: int, ref_offset: int) -> WindowSpec:
     """The window to run (default: the model's), after checking the options against the model."""
     if factor not in FACTORS:
         raise InterpolateError(f"factor={factor!r}: expected one of {', '.join(map(str, FACTORS))}")
     if edge not in EDGE_POLICIES:
         raise InterpolateError(f"edge={edge!r}: expected one of {', '.join(EDGE_POLICIES)}")
     window = model_window if window is None else int(window)
-    if window < 3 or window % 2 == 0 or window > model_window:
-        raise InterpolateError(f"--window {window}: expected an odd window from 3 up to the checkpoint's "
-                               f"window ({model_window})")
     if ref_offset < 1:
         raise InterpolateError(f"--ref_offset {ref_offset}: expected an integer >= 1")
-    return window
+    try:
+        spec = WindowSpec(check_window(window, "--window"), ref_offset)
+    except WindowError as err:
+        raise InterpolateError(str(err)) from None
+    if window > model_window:
+        raise InterpolateError(f"--window {window}: expected at most the checkpoint's window ({model_window})")
+    return spec
 
 
 def _next_pairs(pair: int, num_frames: int | None, pairs_per_batch: int, refs: int, ref_offset: int,
@@ -484,7 +487,8 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
     deterministic cuDNN); without it the decoded frames of lossless runs are identical anyway.
     `max_frames`: use only the first input frames (a preview; the audio is cut at the same time).
     """
-    window = _check_options(factor, edge, window, int(getattr(model, "window", 3)), ref_offset)
+    spec = _check_options(factor, edge, window, int(getattr(model, "window", 3)), ref_offset)
+    window = spec.window
     device = torch.device(device)
     input, output = Path(input), Path(output)
     outputs = output_paths(output, montage)
@@ -505,7 +509,7 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
     predictor = Predictor(model, device, amp_dtype, compile=compile, cuda_graph=cuda_graph)
     with FrameReader(input, fps=fps) as reader:
         padder = InputPadder((reader.info.height, reader.info.width), int(getattr(model, "size_multiple", 1)))
-        job = _Job(predictor, padder, device, factor, (window - 3) // 2, ref_offset, edge,
+        job = _Job(predictor, padder, device, factor, spec.refs_per_side, ref_offset, edge,
                    max(1, batch_size // per_pair))
         return _interpolate_stream(job, reader, input, output, outputs.get("--montage"), window=window,
                                    lossless=lossless, audio=audio, progress=progress, deterministic=deterministic,

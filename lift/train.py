@@ -29,15 +29,20 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from lift import devices
+from lift.arms import OFFSET_KEY, WINDOW_KEY, arm_key
 from lift.atomic import remove_stale_temporaries_in
 from lift.checkpoint import CHECKPOINT_FORMAT, atomic_copy, load_checkpoint, save_checkpoint
-from lift.config import Config, ConfigError, config_from_dict, save_config
+from lift.config import Config, ConfigError, config_from_dict, dict_differences, save_config
+from lift.data import build_dataset
 from lift.data.loading import EpochDataset, EpochSampler, make_loader
-from lift.evaluate import arm_key, evaluate_model, summarize, write_samples_table
+from lift.data.registry import DATASETS
+from lift.evaluate import evaluate_model, summarize, write_samples_table
 from lift.logging import Meter, Progress, TensorBoardLogger
-from lift.model import InputPadder, model_args
+from lift.model import InputPadder, LIFTLoss, build_model, model_args
 from lift.model.diagnostics import reference_diagnostics, reference_share_image
+from lift.model.registry import MODELS
 from lift.optim import Updater
+from lift.registry import RegistryError
 from lift.rng import capture_rng_state, mix_seed, restore_rng_state, seed_everything
 
 log = logging.getLogger("lift.train")
@@ -304,26 +309,15 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 
 
 def check_registries(cfg: Config) -> None:
-    """Dataset and model names exist (a ConfigError naming the field otherwise)."""
-    from lift.data import get_dataset_class
-
+    """Dataset and model names exist (a ConfigError naming the field and the known names otherwise)."""
     try:
-        get_dataset_class(cfg.data.dataset)
-    except (KeyError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"data.dataset: got {cfg.data.dataset!r}; {err}") from err
-    try:
-        from lift.model import MODELS  # type: ignore[attr-defined]
-    except ImportError:
-        return
-    if cfg.model.name not in MODELS:
-        raise ConfigError(f"model.name: got {cfg.model.name!r}; known models: {', '.join(sorted(MODELS))}")
+        DATASETS.get(cfg.data.dataset, "data.dataset")
+        MODELS.get(cfg.model.name, "model.name")
+    except RegistryError as err:
+        raise ConfigError(str(err)) from None
 
 
 def build_components(cfg: Config, device: torch.device) -> tuple[nn.Module, nn.Module]:
-    from lift.model import LIFTLoss, build_model
-
     model = build_model(cfg.model, cfg.data.window)
     multiple = int(getattr(model, "size_multiple", 1) or 1)
     h, w = cfg.data.crop_size
@@ -334,8 +328,6 @@ def build_components(cfg: Config, device: torch.device) -> tuple[nn.Module, nn.M
 
 
 def build_datasets(cfg: Config, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Dataset]:
-    from lift.data import build_dataset
-
     out = {}
     for split in splits:
         ds = build_dataset(cfg.data, split, train=split == "train", seed=cfg.train.seed)
@@ -347,17 +339,6 @@ def build_datasets(cfg: Config, splits: tuple[str, ...] = ("train", "val")) -> d
     return out
 
 
-def _config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    diffs = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
-            diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return diffs
-
-
 # Fields that change what the weights mean: a resume that changes them is an error.
 _RESUME_FIXED = ("model.", "data.window:", "data.temporal_offset:", "data.gap:", "data.dataset:")
 
@@ -365,7 +346,7 @@ _RESUME_FIXED = ("model.", "data.window:", "data.temporal_offset:", "data.gap:",
 def _load_resume_state(cfg: Config, resume_from: str | Path, ckpt_dir: Path) -> dict[str, Any]:
     """The checkpoint to continue from, refused when the config changes what its weights mean."""
     state = load_checkpoint(resume_from)
-    diffs = _config_differences(state["config"], cfg.to_dict())
+    diffs = dict_differences(state["config"], cfg.to_dict())
     fixed = [d for d in diffs if d.startswith(_RESUME_FIXED)]
     if fixed:
         raise ConfigError(f"resume from {resume_from}: the config changes what the weights mean: "
@@ -439,7 +420,7 @@ def _build_run(cfg: Config, device: torch.device, resume_step: int | None, *, ar
     trainer = Trainer(cfg, model, loss_fn, device, tb)
     trainer.set_total_steps(trainer.steps_per_epoch(train_loader) * cfg.train.epochs)
     return _Run(cfg=cfg, trainer=trainer, tb=tb, datasets=datasets, sampler=sampler, train_loader=train_loader,
-                val_loader=val_loader, arm=arm or arm_key(cfg.data.window, cfg.data.temporal_offset),
+                val_loader=val_loader, arm=arm or arm_key({WINDOW_KEY: cfg.data.window, OFFSET_KEY: cfg.data.temporal_offset}),
                 trial_id=trial_id, evaluate_split=evaluate_split, reporter=reporter)
 
 
@@ -543,7 +524,7 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
     epoch are on disk. evaluate_split: split of the final evaluation whose per-sample table is
     written to samples.parquet ("val" for tuning, "test" for the confirm stage); it uses the best
     checkpoint by validation PSNR. arm: the ``arm`` column of the per-sample tables (a study passes
-    its arm name, lift.arms.arm_key); default ``arm_key(window, temporal_offset)``.
+    its arm name, lift.arms.arm_key); default the name of the window and offset (``window=3``).
     """
     if evaluate_split not in ("val", "test"):
         raise ConfigError(f"evaluate_split: got {evaluate_split!r}; allowed values are 'val', 'test'")

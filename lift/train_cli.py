@@ -24,6 +24,7 @@ from lift.config import (
     ConfigError,
     apply_overrides,
     config_to_yaml,
+    dict_differences,
     load_config,
     parse_override,
     resolve_preset,
@@ -31,7 +32,6 @@ from lift.config import (
 from lift.data import BadVideoError, DatasetError, WindowError
 from lift.optim import NonFiniteLossError
 from lift.train import (
-    _config_differences,
     build_components,
     build_datasets,
     check_registries,
@@ -172,7 +172,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Config, Path | None] | None:
     check_registries(cfg)
     if args.resume:
         saved = _saved_run_config(Path(cfg.paths.run_dir))
-        changed = _config_differences(saved.to_dict(), cfg.to_dict())
+        changed = dict_differences(saved.to_dict(), cfg.to_dict())
         print(f"resume: keeping the saved config of {cfg.paths.run_dir}; "
               + (f"changed on the command line: {'; '.join(changed)}" if changed else "no key changed"),
               file=sys.stderr)

@@ -18,7 +18,6 @@ from lift.arms import (
     parse_key,
     split_key,
 )
-from lift.evaluate import arm_key as evaluate_arm_key
 from lift.evaluate import baseline_arm
 from lift.report.tables import ReportError, parse_arm
 
@@ -88,7 +87,9 @@ def test_slugs_are_file_system_safe_and_keep_the_pure_window_forms() -> None:
 
 
 def test_the_old_entry_points_delegate() -> None:
-    assert evaluate_arm_key(3, 2) == "window=3" and evaluate_arm_key(15, 2) == "window=15,offset=2"
+    # evaluate and train name a run by its window and offset through arm_key (evaluate.arm_key is gone).
+    assert arm_key({WINDOW_KEY: 3, OFFSET_KEY: 2}) == arm_key({WINDOW_KEY: 3, OFFSET_KEY: 1}) == "window=3"
+    assert arm_key({WINDOW_KEY: 15, OFFSET_KEY: 2}) == "window=15,offset=2"
     assert baseline_arm("repeat") == baseline_key("repeat") == "baseline=repeat"
     assert parse_arm("window=15,offset=1,loss.lpips=0") == {"window": "15", "offset": "1", "loss.lpips": "0"}
     with pytest.raises(ReportError, match=r"table.csv: arm 'window3' is malformed"):

@@ -15,25 +15,42 @@ from lift.config import (
     Config,
     ConfigError,
     apply_overrides,
+    coerce_value,
     config_from_dict,
     field_type,
     load_config,
     parse_override,
+    read_yaml,
     save_config,
 )
 
 
 def test_defaults_are_valid() -> None:
-    cfg = load_config()
-    assert cfg == Config()
-    assert cfg.loss.reconstruction == 1.0 and cfg.loss.teacher == 1.0 and cfg.loss.distillation == 0.01
+    # Loading nothing validates the defaults and changes none of them.
+    assert load_config() == Config()
+
+
+def _leaves(values: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 # study_*.yaml are study presets (studies/context_ablation.py), with a schema of their own.
 @pytest.mark.parametrize("preset", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if not p.stem.startswith("study_")))
-def test_every_preset_loads(preset: str) -> None:
+def test_every_preset_loads_with_its_values_applied(preset: str, tmp_path) -> None:
     cfg = load_config(preset)
-    assert isinstance(cfg, Config)
+    data = read_yaml(CONFIG_DIR / f"{preset}.yaml")
+    data.pop("base", None)
+    loaded = _leaves(cfg.to_dict())
+    for key, value in _leaves(data).items():
+        assert loaded[key] == coerce_value(value, field_type(key), key), key
+    # And the resolved config reproduces itself through its YAML.
+    assert load_config(save_config(cfg, tmp_path / "resolved.yaml")) == cfg
 
 
 def test_preset_base_chain_merges() -> None:
@@ -231,3 +248,24 @@ def test_every_float_setting_must_be_finite(value: str) -> None:
     for key in keys:
         with pytest.raises(ConfigError, match=rf"^{re.escape(key)}: got .*; expected a finite number$"):
             load_config(None, [f"{key}={value}"])
+
+
+def test_dict_differences_names_every_changed_leaf() -> None:
+    from lift.config import dict_differences
+
+    old = {"optim": {"lr": 3e-4, "betas": [0.9, 0.999]}, "name": "a", "gone": 1}
+    new = {"optim": {"lr": 1e-3, "betas": [0.9, 0.999]}, "name": "a", "added": {"x": 2}}
+    assert dict_differences(old, new) == ["added: None -> {'x': 2}", "gone: 1 -> None", "optim.lr: 0.0003 -> 0.001"]
+    assert dict_differences(old, old) == []
+
+
+def test_presets_resolve_by_kind() -> None:
+    from lift.config import resolve_preset
+
+    assert resolve_preset("smoke") == CONFIG_DIR / "smoke.yaml"
+    assert resolve_preset("footage", "study_", "study preset") == CONFIG_DIR / "study_footage.yaml"
+    with pytest.raises(ConfigError, match=r"config 'footage' is neither a file nor a preset; presets: .*smoke") as err:
+        resolve_preset("footage")
+    assert "study_" not in str(err.value) and "control_positive" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"study preset 'smoke' is neither .*presets: .*control_positive"):
+        resolve_preset("smoke", "study_", "study preset")

@@ -12,11 +12,11 @@ from lift.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from lift.config import ConfigError, EvalConfig, load_config
 from lift.data.loading import collate_by_size
 from lift.model import build_model
-from lift.data.window import WindowSpec, sample_id
+from lift.data.window import sample_id
+from lift.window import WindowSpec
 from lift.metrics.image import psnr
 from lift.evaluate import (
     REQUIRED_COLUMNS,
-    arm_key,
     evaluate_baselines,
     evaluate_model,
     main,
@@ -85,12 +85,6 @@ class BlendNet(torch.nn.Module):
 NO_LPIPS = EvalConfig(lpips=False)
 
 
-def test_arm_key():
-    assert arm_key(3, 1) == "window=3"
-    assert arm_key(3, 4) == "window=3"
-    assert arm_key(15, 2) == "window=15,offset=2"
-
-
 def test_repeat_shows_the_nearest_anchor_and_the_left_one_on_ties():
     frames = torch.stack([torch.zeros(4, 3, 2, 2), torch.ones(4, 3, 2, 2)], dim=1)  # left 0, right 1
     pred = repeat_baseline(frames, torch.tensor([0.25, 0.5, 0.75, 0.5001]))
@@ -135,7 +129,7 @@ def test_model_and_baseline_tables_share_ids_columns_and_code(clip):
     data = Windows(clip, window=5, with_flow=True)
     loader = DataLoader(data, batch_size=3)
     net = BlendNet(window=5, flow_px=2.0).train()
-    kw = dict(device="cpu", eval_cfg=NO_LPIPS, arm=arm_key(5, 1), split="val", seed=7, trial_id="t0", progress=False)
+    kw = dict(device="cpu", eval_cfg=NO_LPIPS, arm="window=5,offset=1", split="val", seed=7, trial_id="t0", progress=False)
     df = evaluate_model(net, loader, **kw)
     assert net.training  # the caller's mode is restored
     base = evaluate_baselines(loader, eval_cfg=NO_LPIPS, split="val", progress=False)
@@ -176,7 +170,7 @@ def test_predicted_frames_of_the_panel_samples_are_kept(clip, tmp_path):
     data = Windows(clip, window=5)
     data.sample_ids = [sample_id(data.name, "carphone", t) for t in data.targets]
     loader = DataLoader(data, batch_size=3)
-    kw = dict(device="cpu", eval_cfg=NO_LPIPS, arm=arm_key(5, 1), split="test", seed=7, trial_id="t0", progress=False)
+    kw = dict(device="cpu", eval_cfg=NO_LPIPS, arm="window=5,offset=1", split="test", seed=7, trial_id="t0", progress=False)
     evaluate_model(BlendNet(window=5), loader, frames_dir=tmp_path / "frames", **kw)
     index = json.loads((tmp_path / "frames" / FRAMES_INDEX).read_text())
     wanted = panel_sample_ids(data.sample_ids, 4)

@@ -25,10 +25,10 @@ from PIL import Image
 
 import lift.interpolate
 from lift.config import Config
-from lift.data.window import WindowSpec
 from lift.interpolate import (InterpolateError, buffer_capacity, interpolate_video, load_model, mirror_index,
                               output_frame_count, pair_inputs, references_for_pair)
 from lift.interpolate_cli import main
+from lift.window import WindowSpec
 from lift.model import build_model
 from lift.video_io import FrameReader, VideoWriter, read_video_rgb
 

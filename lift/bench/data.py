@@ -30,6 +30,7 @@ from lift.config import DataConfig, load_config
 from lift.data import build_dataloader, build_dataset, embedded_clip_paths
 from lift.data.decode import decode_video
 from lift.model import LIFTLoss, build_model
+from lift.window import WindowSpec
 
 SMOKE_CROP = (64, 64)
 GPU_CROP = (256, 256)
@@ -93,7 +94,7 @@ def _train_step(preset: str, window: int, crop: tuple[int, int], device: torch.d
         model = build_model(cfg.model, window).to(device)
         loss_fn = LIFTLoss(cfg.loss).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
-        n = window - 1
+        n = WindowSpec(window).num_inputs
         frames = torch.rand(batch, n, 3, *crop, device=device)
         target = torch.rand(batch, 3, *crop, device=device)
         times = torch.tensor([0.0, 1.0] + [0.0] * (n - 2), device=device).expand(batch, n).clone()

@@ -26,6 +26,7 @@ from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory
 from lift.config import ModelConfig
 from lift.model import build_model
 from lift.interpolate import InterpolateError, Predictor, interpolate_video, pair_inputs, resolve_amp
+from lift.window import WindowSpec
 
 WINDOWS = (3, 15)
 RESOLUTIONS = ((256, 256), (480, 854), (720, 1280))
@@ -63,7 +64,7 @@ def _parse_resolution(text: str) -> tuple[int, int]:
 def _inputs(window: int, batch: int, height: int, width: int, multiple: int, device: torch.device
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]:
     """Random padded frames and the interpolation schedule's times for an interior pair."""
-    refs = (window - 3) // 2
+    refs = WindowSpec(window).refs_per_side
     _, times = pair_inputs(refs, refs, 1)
     hp, wp = height + (-height) % multiple, width + (-width) % multiple
     gen = torch.Generator().manual_seed(0)

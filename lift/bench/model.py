@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, synchronize
 from lift.config import LossConfig, ModelConfig
-from lift.data.window import WindowSpec
+from lift.window import WindowSpec
 from lift.model import LIFTLoss, build_model
 
 WINDOWS = (3, 7, 15)

@@ -11,7 +11,8 @@ from lift.data.loading import build_dataloader
 from lift.data.registry import available_datasets, build_dataset, get_dataset_class, register_dataset
 from lift.data.sources import Sequence
 from lift.data.video_folder import embedded_clip_paths
-from lift.data.window import WindowError, WindowSpec, sample_id
+from lift.data.window import sample_id
+from lift.window import WindowError, WindowSpec
 
 __all__ = [
     "BadVideoError",

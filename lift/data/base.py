@@ -46,7 +46,8 @@ from tqdm import tqdm
 from lift.config import DataConfig
 from lift.data.decode import BadVideoError
 from lift.data.sources import Box, Sequence
-from lift.data.window import WindowError, WindowSpec, sample_id
+from lift.data.window import sample_id
+from lift.window import WindowError, WindowSpec
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
@@ -35,6 +35,8 @@ from PIL import Image
 from lift.atomic import atomic_path
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -309,26 +311,27 @@ def cached_shape(path: Path) -> tuple[int, int, int, int] | None:
     return shape  # type: ignore[return-value]
 
 
-class _LRU:
-    """At most `capacity` items by key; the least recently used one is dropped first."""
+class LRU(Generic[K, V]):
+    """At most `capacity` entries; a lookup or a store makes an entry the most recent, and a store
+    beyond the capacity drops the least recent one."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[Any, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[K, V] = OrderedDict()
 
-    def get(self, key: Any) -> np.ndarray | None:
-        arr = self._items.get(key)
-        if arr is not None:
+    def get(self, key: K) -> V | None:
+        value = self._items.get(key)
+        if value is not None:
             self._items.move_to_end(key)
-        return arr
+        return value
 
-    def put(self, key: Any, arr: np.ndarray) -> None:
-        self._items[key] = arr
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
-    def forget(self, key: Any) -> None:
+    def forget(self, key: K) -> None:
         self._items.pop(key, None)
 
     def clear(self) -> None:
@@ -338,19 +341,14 @@ class _LRU:
         return len(self._items)
 
 
-class _MapLRU(_LRU):
+class _MapLRU(LRU[Path, np.ndarray]):
     """Open memory maps of cache entries, bounded: each map holds a file descriptor, and a dataset
     of thousands of videos must not hold thousands of them per worker."""
 
-    def __init__(self, capacity: int = 64) -> None:
-        super().__init__(capacity)
-
     def get(self, path: Path) -> np.ndarray | None:
         arr = super().get(path)
-        if arr is not None:
+        if arr is not None or not path.is_file():
             return arr
-        if not path.is_file():
-            return None
         try:
             arr = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as err:
@@ -364,7 +362,7 @@ class _MapLRU(_LRU):
         return arr
 
 
-MAPS = _MapLRU()
+MAPS = _MapLRU(capacity=64)
 
 
 def open_cached(path: Path) -> np.ndarray | None:
@@ -382,4 +380,4 @@ def store_cached(path: Path, frames: np.ndarray) -> None:
 
 
 # A few decoded arrays per process, for sources whose disk cache is off.
-MEMORY_LRU = _LRU(capacity=2)
+MEMORY_LRU: LRU[str, np.ndarray] = LRU(capacity=2)

@@ -31,7 +31,7 @@ import numpy as np
 from lift.config import DataConfig
 from lift.data.base import BaseVideoDataset
 from lift.data.registry import register_dataset
-from lift.data.sources import Box, FrameSource, Sequence
+from lift.data.sources import Box, GeneratedSource, Sequence
 from lift.data.synthetic import _texture
 
 DEFAULT_COUNTS = {"train": 256, "val": 32, "test": 32}
@@ -73,26 +73,16 @@ class PanningSource:
         return self.canvas[y0:y0 + h, x0:x0 + w]
 
 
-class KnownAnswerSource(FrameSource):
+class KnownAnswerSource(GeneratedSource):
     """One known-answer source (see the module doc): frames, exact flows and the hidden region."""
 
+    _LAZY = {"_built": lambda: None}
+
     def __init__(self, seed: int, length: int, hw: tuple[int, int], informative: bool) -> None:
-        self.seed, self._length, self._hw, self.informative = int(seed), int(length), hw, informative
+        super().__init__(length, hw)
+        self.seed, self.informative = int(seed), informative
         self.path = f"known_answer:{'informative' if informative else 'uninformative'}:seed={self.seed}"
-        self._built: tuple[PanningSource, PanningSource | None, tuple[int, int, int, int], np.ndarray] | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_built"] = None
-        return state
-
-    @property
-    def length(self) -> int:
-        return self._length
-
-    @property
-    def frame_hw(self) -> tuple[int, int]:
-        return self._hw
+        self._built: tuple[PanningSource, PanningSource | None, tuple[int, int, int, int], np.ndarray] | None
 
     @property
     def centre(self) -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,6 +65,35 @@ class FrameSource(ABC):
         bad = [i for i in indices if not 0 <= i < length]
         if bad:
             raise IndexError(f"{self.path}: frame indices {bad} outside 0..{length - 1}")
+
+
+class GeneratedSource(FrameSource):
+    """A procedurally generated sequence of a fixed length and frame size, rendered on demand.
+
+    What a subclass builds or memoises lazily is named in ``_LAZY`` (attribute -> factory of its
+    empty value) and dropped when the source is pickled into a DataLoader worker: each process
+    renders its own, and the pickle stays small."""
+
+    _LAZY: ClassVar[dict[str, Callable[[], Any]]] = {}
+
+    def __init__(self, length: int, hw: SequenceABC[int]) -> None:
+        self._length = int(length)
+        self._hw = (int(hw[0]), int(hw[1]))
+        for name, empty in self._LAZY.items():
+            setattr(self, name, empty())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update({name: empty() for name, empty in self._LAZY.items()})
+        return state
+
+    @property
+    def length(self) -> int:
+        return self._length
+
+    @property
+    def frame_hw(self) -> tuple[int, int]:
+        return self._hw
 
 
 def _crop(arr: np.ndarray, indices: SequenceABC[int], box: Box | None) -> np.ndarray:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -31,7 +30,7 @@ from PIL import Image
 from lift.data.base import BaseVideoDataset
 from lift.data.decode import BadVideoError, decode_video
 from lift.data.registry import register_dataset
-from lift.data.sources import Box, FrameSource, Sequence
+from lift.data.sources import Box, GeneratedSource, Sequence
 from lift.data.video_folder import embedded_clip_dir
 
 log = logging.getLogger(__name__)
@@ -102,29 +101,17 @@ class _Layer:
     position: np.ndarray  # int [length, 2] top-left (y, x) in frame coordinates
 
 
-class SyntheticSource(FrameSource):
+class SyntheticSource(GeneratedSource):
     """A procedurally generated sequence; frames are rendered on demand (and memoised per process)."""
 
+    _LAZY = {"_renders": dict}
+
     def __init__(self, seed: int, length: int, hw: tuple[int, int]) -> None:
+        super().__init__(length, hw)
         self.seed = int(seed)
-        self._length = int(length)
-        self._hw = (int(hw[0]), int(hw[1]))
         self.path = f"synthetic:seed={self.seed}"
         self._layers: list[_Layer] | None = None
-        self._renders: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_renders"] = {}
-        return state
-
-    @property
-    def length(self) -> int:
-        return self._length
-
-    @property
-    def frame_hw(self) -> tuple[int, int]:
-        return self._hw
+        self._renders: dict[int, tuple[np.ndarray, np.ndarray]]
 
     def _build(self) -> list[_Layer]:
         if self._layers is not None:

@@ -1,7 +1,7 @@
 """LIFT network and losses.
 
-``build_model(model_cfg, window)`` builds the network named by ``model_cfg.name`` (registry
-``MODELS``); ``LIFTLoss(loss_cfg)`` is the training objective.
+``build_model(model_cfg, window)`` builds the network named by ``model_cfg.name`` (the registry
+``MODELS``, lift.model.registry); ``LIFTLoss(loss_cfg)`` is the training objective.
 """
 
 from __future__ import annotations
@@ -12,28 +12,20 @@ from lift.config import ModelConfig
 from lift.model.losses import LIFTLoss
 from lift.model.network import LIFT, extrapolate_flows
 from lift.model.padding import InputPadder
+from lift.model.registry import MODELS, get_model_class, register_model
 from lift.model.warp import backward_warp
-
-MODELS: dict[str, type[LIFT]] = {"lift": LIFT}
-
-
-def get_model_class(name: str) -> type[LIFT]:
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(f"model.name={name!r} is not a known model; known: {', '.join(sorted(MODELS))}") from None
 
 
 def model_args(model_cfg: ModelConfig, window: int) -> dict[str, Any]:
     """Constructor arguments of the network `model_cfg` names, for `window` frames (a checkpoint
     stores them next to the config, as nanoGPT's ``model_args``)."""
-    return get_model_class(model_cfg.name).config_args(model_cfg, window)
+    return get_model_class(model_cfg.name, "model.name").config_args(model_cfg, window)
 
 
 def build_model(model_cfg: ModelConfig, window: int) -> LIFT:
     """The network for `window` frames (3 = RIFE-style control arm, > 3 adds the reference path)."""
-    return get_model_class(model_cfg.name)(**model_args(model_cfg, window))
+    return get_model_class(model_cfg.name, "model.name")(**model_args(model_cfg, window))
 
 
 __all__ = ["LIFT", "InputPadder", "LIFTLoss", "MODELS", "backward_warp", "build_model", "extrapolate_flows",
-           "get_model_class", "model_args"]
+           "get_model_class", "model_args", "register_model"]

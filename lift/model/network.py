@@ -35,23 +35,40 @@ under ``reference.`` and nothing of the anchor path changes):
   * Cost: the reference block works one scale coarser than the finest student block and the
     scorer at 1/4 resolution (``python -m lift.bench model`` reports the window-15 / window-3 cost).
 With window 3 the reference path does not exist: the network is RIFE-m, the control arm.
+The modules (IFBlock, context net, U-Net, the reference path's block and scorer) are in
+:mod:`lift.model.blocks`; this module wires them into the forward pass.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from lift.config import ModelConfig
+from lift.model.blocks import (
+    RIFE_REFINE_CHANNELS,
+    UNET_LEVELS,
+    block_channels,
+    ContextNet,
+    FlowBlock,
+    FusionScorer,
+    ReferencePath,
+    RefineUNet,
+    resize,
+    resize_flow,
+    scaled_channels,
+    time_encoding,
+)
+from lift.model.registry import register_model
 from lift.model.warp import backward_warp
+from lift.window import WindowSpec, check_window
 
-# Downsampling of the refinement U-Net and the context pyramid (four stride-2 levels).
-UNET_LEVELS = 4
 # Reference flows are clamped to this multiple of the frame size: a fit extrapolated many gaps
 # away can otherwise produce displacements that no conv layer has seen in training.
 MAX_EXTRAPOLATED_FLOW = 1.0
@@ -59,216 +76,21 @@ MAX_EXTRAPOLATED_FLOW = 1.0
 QUADRATIC_MIN_TIMESTEP = 1e-3
 # RIFE's margin: distil only where the teacher's error is lower by more than this.
 DISTILL_MARGIN = 0.01
-# RIFE-m's IFBlock channels by scale (block0 / block1 / block2 of IFNet_m).
-RIFE_BLOCK_CHANNELS = {4: 240, 2: 150, 1: 90}
-# Channels of RIFE's context net / U-Net (``c = 16`` in refine.py).
-RIFE_REFINE_CHANNELS = 16
 
 
-def _channels(base: float, width: float, minimum: int = 8) -> int:
-    """Scale a full-size channel count by the width multiplier (even, at least `minimum`)."""
-    return max(minimum, 2 * int(round(base * width / 2)))
+@dataclass
+class _AnchorState:
+    """What the student blocks leave for the later steps of one forward pass."""
+    flow: torch.Tensor          # backward flows target->anchors [B, 4, H, W]
+    mask_logit: torch.Tensor    # [B, 1, H, W]
+    mask: torch.Tensor          # sigmoid(mask_logit): the left anchor's weight
+    warped0: torch.Tensor       # the anchors warped to the target by `flow`
+    warped1: torch.Tensor
+    preds: list[torch.Tensor]   # each student block's mask-fused estimate, coarse to fine
+    flows: list[torch.Tensor]   # each student block's flow
 
 
-def block_channels(scale: int, width: float) -> int:
-    """Channels of an IFBlock at `scale`: RIFE-m's 240 / 150 / 90 at scales 4 / 2 / 1 for width 1;
-    other scales follow the same trend (coarser blocks see more context and get more channels)."""
-    return _channels(RIFE_BLOCK_CHANNELS.get(scale, 90.0 * scale ** 0.71), width)
-
-
-def _conv(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    """RIFE's conv: 3x3 + PReLU (one slope per channel)."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
-
-
-def _conv2(in_ch: int, out_ch: int) -> nn.Sequential:
-    """RIFE's ``Conv2`` (refine.py): a strided conv then a plain one."""
-    return nn.Sequential(_conv(in_ch, out_ch, 2), _conv(out_ch, out_ch))
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-
-
-def _resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a pixel flow and rescale its vectors to the new pixel size (per axis)."""
-    h, w = flow.shape[-2:]
-    if (h, w) == tuple(size):
-        return flow
-    out = _resize(flow, size)
-    sx, sy = size[1] / w, size[0] / h
-    if sx == sy:
-        return out * sx
-    # Several (u, v) pairs may be stacked on the channels: scale every u by sx, every v by sy.
-    pairs = out.unflatten(1, (-1, 2))
-    return torch.stack((pairs[:, :, 0] * sx, pairs[:, :, 1] * sy), 2).flatten(1, 2)
-
-
-def _time_encoding(delta: torch.Tensor) -> torch.Tensor:
-    """Two bounded channels from the signed time `delta` to the target: direction and nearness."""
-    return torch.stack((delta / (1.0 + delta.abs()), 1.0 / (1.0 + delta.abs())), dim=-1)
-
-
-class FlowBlock(nn.Module):
-    """An IFBlock: resizes its inputs to 1/scale, downsamples 4x with two strided convs, runs a
-    residual trunk of `depth` convs, and upsamples with a transposed conv. It predicts
-    `flow_channels` of residual flow (pixels of the full-resolution frame) and `extra_channels`
-    of other maps (the mask logit). `zero_init` starts the output at exactly zero."""
-
-    def __init__(self, in_channels: int, channels: int, depth: int, flow_channels: int,
-                 extra_channels: int = 0, flow_input: bool = True, zero_init: bool = False) -> None:
-        super().__init__()
-        self.flow_channels = flow_channels
-        self.flow_input = flow_input
-        stem_in = in_channels + (flow_channels if flow_input else 0)
-        self.stem = nn.Sequential(_conv(stem_in, channels // 2, 2),
-                                  _conv(channels // 2, channels, 2))
-        self.trunk = nn.Sequential(*[_conv(channels, channels) for _ in range(depth)])
-        self.head = nn.ConvTranspose2d(channels, flow_channels + extra_channels, 4, 2, 1)
-        if zero_init:
-            nn.init.zeros_(self.head.weight)
-            nn.init.zeros_(self.head.bias)
-
-    def forward(self, x: torch.Tensor, flow: torch.Tensor | None, scale: int
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        height, width = x.shape[-2:]
-        size = (height // scale, width // scale)
-        x = _resize(x, size)
-        if self.flow_input:
-            if flow is None:
-                raise ValueError("FlowBlock: this block refines a flow, but none was given")
-            x = torch.cat((x, _resize_flow(flow, size).to(x.dtype)), 1)
-        feat = self.stem(x)
-        feat = self.trunk(feat) + feat
-        # Flows and mask logits are accumulated across blocks: in at least float32 even under
-        # autocast, where bf16 would round a 100-pixel flow to half a pixel.
-        out = self.head(feat)
-        out = out.to(torch.promote_types(out.dtype, torch.float32))
-        out_flow = _resize_flow(out[:, :self.flow_channels], (height, width))
-        extra = out[:, self.flow_channels:]
-        if extra.shape[1]:
-            extra = _resize(extra, (height, width))
-        return out_flow, extra
-
-
-class ContextNet(nn.Module):
-    """RIFE's Contextnet: feature pyramid of one frame (levels 1/2 .. 1/16, c, 2c, 4c, 8c channels),
-    each level warped by the flow."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.widths = [channels * 2 ** i for i in range(UNET_LEVELS)]
-        self.levels = nn.ModuleList()
-        prev = 3
-        for w in self.widths:
-            self.levels.append(_conv2(prev, w))
-            prev = w
-
-    def forward(self, image: torch.Tensor, flow: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        x = image
-        for level in self.levels:
-            x = level(x)
-            feats.append(backward_warp(x, _resize_flow(flow, tuple(x.shape[-2:]))).to(x.dtype))
-        return feats
-
-
-class RefineUNet(nn.Module):
-    """RIFE's U-Net: predicts a residual in [-1, 1] for the fused frame. The anchors' warped context
-    features join the input of every encoder level after the first and of the decoder; the decoder
-    skips are the plain encoder outputs."""
-
-    IN_CHANNELS = 17  # I0, I1, warped I0, warped I1, mask, anchor flows (4)
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        c = channels
-        self.down = nn.ModuleList()
-        prev = self.IN_CHANNELS
-        for i in range(UNET_LEVELS):
-            w = 2 * c * 2 ** i  # 2c, 4c, 8c, 16c at 1/2 .. 1/16
-            self.down.append(_conv2(prev, w))
-            prev = 2 * w  # the next level also gets both anchors' context (w / 2 channels each)
-        # Decoder: from 1/16 back to full resolution; output widths 8c, 4c, 2c, c.
-        self.up = nn.ModuleList()
-        inp = prev  # 32c: the deepest encoder output and both deepest context levels
-        for level in reversed(range(UNET_LEVELS)):
-            out = c * 2 ** level
-            self.up.append(nn.Sequential(nn.ConvTranspose2d(inp, out, 4, 2, 1), nn.PReLU(out)))
-            inp = out + 2 * c * 2 ** (level - 1) if level > 0 else out
-        self.out = nn.Conv2d(c, 3, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor, ctx0: list[torch.Tensor], ctx1: list[torch.Tensor],
-                first_level_extra: torch.Tensor | None = None) -> torch.Tensor:
-        """`first_level_extra` (the reference path's adapter output) is added to the first encoder
-        level; None for RIFE."""
-        skips = []
-        for i, down in enumerate(self.down):
-            s = down(x)
-            if i == 0 and first_level_extra is not None:
-                s = s + first_level_extra.to(s.dtype)
-            skips.append(s)
-            x = torch.cat((s, ctx0[i], ctx1[i]), 1)
-        y = x
-        for j, up in enumerate(self.up):
-            if j > 0:
-                y = torch.cat((y, skips[UNET_LEVELS - 1 - j]), 1)
-            y = up(y)
-        return torch.sigmoid(self.out(y)) * 2 - 1
-
-
-class FusionScorer(nn.Module):
-    """Per-frame, per-pixel fusion logit, shared by every frame (anchors and references).
-
-    Reads its inputs at half resolution, computes at quarter resolution (like RIFE's finest
-    IFBlock, which predicts the fusion mask at 1/4 and upsamples it) and returns full-resolution
-    logits through a learned 4x transposed convolution. It runs once per input frame (14 times
-    for window 15), so it is kept small.
-    """
-
-    # Per frame: warped frame (3), its disagreement with the anchor estimate (1), its deviation
-    # from the per-pixel median of all warped frames (1), flow / 32 (2), time encoding (2), its
-    # share of the mask logit (1). Shared by all frames: anchor estimate (3), variance over the
-    # warped frames (1), the anchors' mutual disagreement (1).
-    IN_CHANNELS = 15
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        c = channels
-        self.body = nn.Sequential(_conv(self.IN_CHANNELS, c, 2), _conv(c, c), _conv(c, c))
-        self.head = nn.ConvTranspose2d(c, 1, 8, 4, 2)
-        # Start close to uniform scores so that the learned reference prior decides at first.
-        nn.init.normal_(self.head.weight, std=1e-3)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
-
-
-class ReferencePath(nn.Module):
-    """Everything that exists only when the window has references; shared across references."""
-
-    def __init__(self, width: float, depth: int, scale: int, quadratic: bool, unet_channels: int) -> None:
-        super().__init__()
-        self.scale = scale
-        self.quadratic = quadratic
-        # Input: anchor estimate (3), reference warped by the initial flow (3), time encoding (2);
-        # the initial flow (2) enters as the block's flow input. Zero output at first: the path
-        # starts as pure extrapolation and learns corrections from the reconstruction terms.
-        self.block = FlowBlock(8, _channels(64, width), depth, flow_channels=2, zero_init=True)
-        self.scorer = FusionScorer(_channels(24, width))
-        # Log-odds prior of a reference against the anchors; starts low so that an untrained
-        # model fuses mostly the anchors (RIFE behaviour) and learns to trust references.
-        self.reference_logit = nn.Parameter(torch.tensor(-2.0))
-        # The fused frame (3) and the references' total weight (1) into the U-Net's first level
-        # (stride 2, like it), zero at first so that the U-Net starts as RIFE's.
-        self.unet_adapter = nn.Conv2d(4, 2 * unet_channels, 3, 2, 1)
-        nn.init.zeros_(self.unet_adapter.weight)
-        nn.init.zeros_(self.unet_adapter.bias)
-
-
+@register_model
 class LIFT(nn.Module):
     """Frame interpolation from two anchors and optional far references (see the module doc).
 
@@ -277,18 +99,21 @@ class LIFT(nn.Module):
     left anchor, right anchor, then the references in any order (their times say where they are).
     """
 
+    # Its model.name in the config (lift.model.registry).
+    name: ClassVar[str] = "lift"
+
     def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
                  block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True) -> None:
         super().__init__()
-        if window < 3 or window % 2 == 0:
-            raise ValueError(f"LIFT: window={window}; expected an odd integer >= 3 (3 = two anchors + target)")
+        check_window(window, "LIFT: window")
+        spec = WindowSpec(window)
         scales = [int(s) for s in block_scales]
         if not scales or any(s < 1 for s in scales) or scales != sorted(scales, reverse=True):
             raise ValueError(f"LIFT: block_scales={list(block_scales)}; expected positive scales, coarse to fine")
         if width <= 0 or block_depth < 1:
             raise ValueError(f"LIFT: width={width}, block_depth={block_depth}; expected width > 0 and depth >= 1")
         self.window = window
-        self.num_inputs = window - 1
+        self.num_inputs = spec.num_inputs
         self.width = width
         self.block_scales = scales
         self.refine = refine
@@ -300,7 +125,7 @@ class LIFT(nn.Module):
             for i, s in enumerate(scales))
         self.teacher = FlowBlock(17, block_channels(scales[-1], width), block_depth, flow_channels=4,
                                  extra_channels=1)
-        refine_c = _channels(RIFE_REFINE_CHANNELS, width)
+        refine_c = scaled_channels(RIFE_REFINE_CHANNELS, width)
         if refine:
             self.context = ContextNet(refine_c)
             self.unet = RefineUNet(refine_c)
@@ -310,7 +135,7 @@ class LIFT(nn.Module):
         # The reference block refines an already good initial flow: it runs one scale coarser
         # than the finest student block, which keeps 12 references cheap.
         ref_scale = 2 * scales[-1]
-        if window > 3:
+        if spec.has_references:
             self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation,
                                            refine_c)
         else:
@@ -330,10 +155,6 @@ class LIFT(nn.Module):
     @classmethod
     def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
         return cls(**cls.config_args(cfg, window))
-
-    @property
-    def has_reference_path(self) -> bool:
-        return self.reference is not None
 
     def reference_parameters(self) -> list[nn.Parameter]:
         return [] if self.reference is None else list(self.reference.parameters())
@@ -366,16 +187,32 @@ class LIFT(nn.Module):
     def forward(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor,
                 target: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         timestep = self._check_inputs(frames, times, timestep)
-        batch, n, _, height, width = frames.shape
-        img0, img1 = frames[:, 0], frames[:, 1]
+        batch, _, _, height, width = frames.shape
         tmap = timestep.to(frames.dtype).view(batch, 1, 1, 1).expand(batch, 1, height, width)
+        anchors = self._anchor_flows(frames, tmap)
+        aux: dict = {"student_preds": anchors.preds, "mask": anchors.mask,
+                     "student_flows": [f.view(batch, 2, 2, height, width) for f in anchors.flows]}
+        if target is not None:
+            aux.update(self._teacher(frames, tmap, anchors, target))
+        weights, all_warped, all_flows = self._fuse(frames, times, timestep, anchors, target, aux)
+        fused = (weights * all_warped).sum(1)
+        pred = fused
+        if self.unet is not None:
+            residual = self._refine(frames, anchors, fused, weights)
+            aux["residual"] = residual
+            pred = fused + residual
+        aux.update(flows=all_flows, fusion_weights=weights, warped=all_warped, fused=fused)
+        return torch.clamp(pred, 0.0, 1.0), aux
 
-        # ---- anchor flows, coarse to fine ------------------------------------------------------
+    def _anchor_flows(self, frames: torch.Tensor, tmap: torch.Tensor) -> "_AnchorState":
+        """RIFE's student blocks, coarse to fine: the backward flows target->anchors [B, 4, H, W],
+        the mask, and each block's prediction and flow (for the distillation loss)."""
+        img0, img1 = frames[:, 0], frames[:, 1]
         flow: torch.Tensor | None = None
-        mask_logit = frames.new_zeros(batch, 1, height, width)
+        mask_logit = frames.new_zeros(frames.shape[0], 1, *frames.shape[-2:])
         warped0, warped1 = img0, img1
-        student_preds: list[torch.Tensor] = []
-        student_flows: list[torch.Tensor] = []
+        preds: list[torch.Tensor] = []
+        flows: list[torch.Tensor] = []
         for i, (block, scale) in enumerate(zip(self.blocks, self.block_scales)):
             if i == 0:
                 x = torch.cat((img0, img1, tmap), 1)
@@ -387,33 +224,42 @@ class LIFT(nn.Module):
             warped0 = backward_warp(img0, flow[:, :2]).to(frames.dtype)
             warped1 = backward_warp(img1, flow[:, 2:]).to(frames.dtype)
             mask = torch.sigmoid(mask_logit)
-            student_preds.append(warped0 * mask + warped1 * (1 - mask))
-            student_flows.append(flow)
+            preds.append(warped0 * mask + warped1 * (1 - mask))
+            flows.append(flow)
         assert flow is not None
-        estimate = student_preds[-1]
-        aux: dict = {"student_preds": student_preds, "mask": mask,
-                     "student_flows": [f.view(batch, 2, 2, height, width) for f in student_flows]}
+        return _AnchorState(flow, mask_logit, mask, warped0, warped1, preds, flows)
 
-        # ---- teacher (training: it sees the target) --------------------------------------------
-        if target is not None:
-            if tuple(target.shape) != (batch, 3, height, width):
-                raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
-                                 f"got {tuple(target.shape)}")
-            x = torch.cat((img0, img1, tmap, warped0, warped1, mask_logit, target.to(frames.dtype)), 1)
-            d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
-            t_flow = flow + d_flow
-            t_mask = torch.sigmoid(mask_logit + d_mask)
-            t_pred = (backward_warp(img0, t_flow[:, :2]) * t_mask
-                      + backward_warp(img1, t_flow[:, 2:]) * (1 - t_mask))
-            aux["teacher_pred"] = t_pred
-            aux["teacher_flows"] = t_flow.view(batch, 2, 2, height, width)
-            aux["distill_loss"] = distillation_loss(student_preds, student_flows, t_pred, t_flow, target)
+    def _teacher(self, frames: torch.Tensor, tmap: torch.Tensor, anchors: "_AnchorState",
+                 target: torch.Tensor) -> dict:
+        """Training only: the teacher block sees the target and refines the last student flow; its
+        prediction supervises the students (RIFE's privileged distillation)."""
+        batch, _, _, height, width = frames.shape
+        if tuple(target.shape) != (batch, 3, height, width):
+            raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
+                             f"got {tuple(target.shape)}")
+        img0, img1, flow, mask_logit = frames[:, 0], frames[:, 1], anchors.flow, anchors.mask_logit
+        x = torch.cat((img0, img1, tmap, anchors.warped0, anchors.warped1, mask_logit, target.to(frames.dtype)), 1)
+        d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
+        t_flow = flow + d_flow
+        t_mask = torch.sigmoid(mask_logit + d_mask)
+        t_pred = (backward_warp(img0, t_flow[:, :2]) * t_mask
+                  + backward_warp(img1, t_flow[:, 2:]) * (1 - t_mask))
+        return {"teacher_pred": t_pred, "teacher_flows": t_flow.view(batch, 2, 2, height, width),
+                "distill_loss": distillation_loss(anchors.preds, anchors.flows, t_pred, t_flow, target)}
 
-        # ---- references and fusion -------------------------------------------------------------
-        anchor_flows = flow.view(batch, 2, 2, height, width)
+    def _fuse(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor, anchors: "_AnchorState",
+              target: torch.Tensor | None, aux: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fusion weights [B, N, 1, H, W], warped frames [B, N, 3, H, W] and flows [B, N, 2, H, W]
+        of the anchors and (with a reference path) the references; RIFE's mask without one. Adds
+        the reference diagnostics and, with a target, the reference reconstruction term to `aux`."""
+        batch, n, _, height, width = frames.shape
+        anchor_flows = anchors.flow.view(batch, 2, 2, height, width)
         all_flows = anchor_flows
-        all_warped = torch.stack((warped0, warped1), 1)
-        if self.reference is not None and n > 2:
+        all_warped = torch.stack((anchors.warped0, anchors.warped1), 1)
+        if self.reference is None:
+            return torch.stack((anchors.mask, 1 - anchors.mask), 1), all_warped, all_flows
+        estimate = anchors.preds[-1]
+        if n > 2:
             ref_flows, ref_init, ref_warped = self._reference_flows(
                 frames[:, 2:], times[:, 2:], timestep, anchor_flows, estimate)
             all_flows = torch.cat((anchor_flows, ref_flows), 1)
@@ -423,27 +269,22 @@ class LIFT(nn.Module):
                 # Each warped reference against the target: trains the reference flows to be
                 # right wherever the reference sees the target, whatever its fusion weight.
                 aux["reference_recon_loss"] = (ref_warped.float() - target.float().unsqueeze(1)).abs().mean()
-        if self.reference is not None:
-            weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, mask_logit)
-        else:
-            weights = torch.stack((mask, 1 - mask), 1)
-        fused = (weights * all_warped).sum(1)
+        weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, anchors.mask_logit)
+        return weights, all_warped, all_flows
 
-        # ---- refinement (RIFE's context net and U-Net) -----------------------------------------
-        if self.unet is not None:
-            x = torch.cat((img0, img1, warped0, warped1, mask, flow), 1)
-            ctx0 = self.context(img0, flow[:, :2])
-            ctx1 = self.context(img1, flow[:, 2:])
-            extra = None
-            if self.reference is not None:
-                extra = self.reference.unet_adapter(torch.cat((fused, weights[:, 2:].sum(1)), 1))
-            residual = self.unet(x, ctx0, ctx1, extra)
-            aux["residual"] = residual
-            pred = torch.clamp(fused + residual, 0.0, 1.0)
-        else:
-            pred = torch.clamp(fused, 0.0, 1.0)
-        aux.update(flows=all_flows, fusion_weights=weights, warped=all_warped, fused=fused)
-        return pred, aux
+    def _refine(self, frames: torch.Tensor, anchors: "_AnchorState", fused: torch.Tensor,
+                weights: torch.Tensor) -> torch.Tensor:
+        """RIFE's context net and U-Net: a residual in [-1, 1] for the fused frame; the reference
+        path enters through its zero-initialised adapter."""
+        assert self.context is not None and self.unet is not None
+        img0, img1, flow = frames[:, 0], frames[:, 1], anchors.flow
+        x = torch.cat((img0, img1, anchors.warped0, anchors.warped1, anchors.mask, flow), 1)
+        ctx0 = self.context(img0, flow[:, :2])
+        ctx1 = self.context(img1, flow[:, 2:])
+        extra = None
+        if self.reference is not None:
+            extra = self.reference.unet_adapter(torch.cat((fused, weights[:, 2:].sum(1)), 1))
+        return self.unet(x, ctx0, ctx1, extra)
 
     # ------------------------------------------------------------------------------------------
     def _reference_flows(self, refs: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
@@ -461,19 +302,19 @@ class LIFT(nn.Module):
         # Everything before the final warp runs at the reference block's resolution: the
         # extrapolation is linear in the anchor flows, so it commutes with bilinear resizing, and
         # R full-resolution copies of the block inputs would dominate the cost of the path.
-        anchors_lo = _resize_flow(anchor_flows.flatten(1, 2), lo).view(batch, 2, 2, *lo)
+        anchors_lo = resize_flow(anchor_flows.flatten(1, 2), lo).view(batch, 2, 2, *lo)
         init = extrapolate_flows(anchors_lo, ref_times, timestep, quadratic=self.reference.quadratic)
         limit = MAX_EXTRAPOLATED_FLOW * max(lo)
         init = init.clamp(-limit, limit).reshape(batch * r, 2, *lo)
         refs_flat = refs.reshape(batch * r, 3, height, width)
-        warped_init = backward_warp(_resize(refs_flat, lo), init).to(refs.dtype)
+        warped_init = backward_warp(resize(refs_flat, lo), init).to(refs.dtype)
         delta = (ref_times - timestep[:, None]).to(refs.dtype)
-        tenc = _time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, *lo)
-        est = _resize(estimate.detach(), lo).unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, *lo)
+        tenc = time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, *lo)
+        est = resize(estimate.detach(), lo).unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, *lo)
         d_flow, _ = self.reference.block(torch.cat((est, warped_init, tenc), 1), init, 1)
-        refined = _resize_flow(init + d_flow, (height, width))
+        refined = resize_flow(init + d_flow, (height, width))
         warped = backward_warp(refs_flat, refined).to(refs.dtype)
-        init_full = _resize_flow(init, (height, width))
+        init_full = resize_flow(init, (height, width))
         return (refined.view(batch, r, 2, height, width), init_full.view(batch, r, 2, height, width),
                 warped.view(batch, r, 3, height, width))
 
@@ -504,7 +345,7 @@ class LIFT(nn.Module):
         if n > 2:
             share = torch.cat((share, torch.zeros_like(logit).unsqueeze(1).expand(-1, n - 2, -1, -1, -1)), 1)
         delta = (times - timestep[:, None]).to(warped.dtype)
-        tenc = _time_encoding(delta).view(batch, n, 2, 1, 1).expand(-1, -1, -1, *half)
+        tenc = time_encoding(delta).view(batch, n, 2, 1, 1).expand(-1, -1, -1, *half)
         # Flows of tens of pixels are scaled so that the scorer's inputs stay O(1).
         x = torch.cat((w, disagreement, deviation, fl / 32.0, tenc, share,
                        est.expand(-1, n, -1, -1, -1), variance, anchors), 2)

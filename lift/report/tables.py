@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from lift.arms import ArmNameError, split_key
+from lift.arms import ArmNameError, parse_value, split_key
 from lift.report.stats import METRIC_DIRECTION, PSNR_CEILING_DB, cap_psnr
 
 TABLE_NAMES = ("samples.parquet", "samples.csv")
@@ -54,20 +54,19 @@ def is_baseline(arm: str) -> bool:
     return "baseline" in parse_arm(arm)
 
 
+def _arm_int(arm: str, name: str) -> int | None:
+    """The integer value of `name` in the arm's name (lift.arms.parse_value), None if absent or not an integer."""
+    text = parse_arm(arm).get(name)
+    value = None if text is None else parse_value(text)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def arm_window(arm: str) -> int | None:
-    value = parse_arm(arm).get("window")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    return _arm_int(arm, "window")
 
 
 def arm_offset(arm: str) -> int | None:
-    value = parse_arm(arm).get("offset")
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+    return _arm_int(arm, "offset")
 
 
 def arm_sort_key(arm: str) -> tuple:

@@ -55,11 +55,14 @@ treatment's offset is chosen among the offset arms of its window, which together
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import functools
 import math
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +71,8 @@ import yaml
 from lift.arms import (
     OFFSET_KEY,
     WINDOW_KEY,
+    Arm,
     ArmNameError,
-    arm_key,
-    arm_slug,
     canonical,
     changed_factors,
     grid,
@@ -78,18 +80,22 @@ from lift.arms import (
     split_key,
 )
 from lift.config import (
-    CONFIG_DIR,
+    STUDY_PRESET_PREFIX,
     Config,
     ConfigError,
     apply_overrides,
     coerce_value,
     field_type,
     load_config,
+    merge_fields,
     nest_key,
     parse_override,
     read_yaml,
+    require,
+    resolve_preset,
 )
 from lift.report.decision import ABLATION_FAMILIES, DEFAULT_ENDPOINTS, DEFAULT_SESOI, PROCEDURES, Family
+from lift.window import ignores_offset
 
 # The study `python studies/context_ablation.py` runs with no --preset: the positive known-answer
 # control (configs/study_control_positive.yaml), the study whose answer is known to be "H0 rejected".
@@ -232,58 +238,23 @@ class StudyConfig:
         return d
 
 
-@dataclass(frozen=True)
-class Arm:
-    """One ablation arm: a value for every factor of the study (window 3 with offset 1: its
-    offset means nothing)."""
-    index: int
-    values: tuple[tuple[str, Any], ...]
-    # The factors its name shows: window and offset always, other factors where the study has
-    # more than one level (a one-level factor is a constant of the study).
-    named: tuple[str, ...] = (WINDOW_KEY, OFFSET_KEY)
-    # The factors in which it differs from the study's base arm (none: it is the base arm).
-    changes: tuple[str, ...] = ()
-
-    @property
-    def factors(self) -> dict[str, Any]:
-        return dict(self.values)
-
-    @property
-    def window(self) -> int:
-        return int(self.factors[WINDOW_KEY])
-
-    @property
-    def temporal_offset(self) -> int:
-        return int(self.factors[OFFSET_KEY])
-
-    @property
-    def is_base(self) -> bool:
-        return not self.changes
-
-    def _named_values(self) -> dict[str, Any]:
-        return {k: v for k, v in self.values if k in self.named}
-
-    @property
-    def key(self) -> str:
-        """Readable name (lift.arms.arm_key), e.g. ``window=15,offset=1,loss.lpips=0``."""
-        return arm_key(self._named_values())
-
-    @property
-    def slug(self) -> str:
-        """File-system and Ray-experiment-name friendly form of the key: ``w3``, ``w15_o1``, ..."""
-        return arm_slug(self._named_values())
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _as_study_error(prefix: str = "") -> Iterator[None]:
+    """A ConfigError or ArmNameError raised inside becomes a StudyError, `prefix` before its message."""
+    try:
+        yield
+    except (ConfigError, ArmNameError) as err:
+        raise StudyError(f"{prefix}{err}") from None
+
+
 def _scalar(value: Any, tp: type, key: str) -> Any:
     """The training config's coercion (same rules, same messages), raising StudyError."""
-    try:
+    with _as_study_error():
         return coerce_value(value, tp, key)
-    except ConfigError as err:
-        raise StudyError(str(err)) from None
 
 
 def _int_list(value: Any, key: str) -> list[int]:
@@ -300,47 +271,47 @@ def _mapping(value: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def _merge_section(obj: Any, values: dict[str, Any], prefix: str) -> None:
-    values = _mapping(values, prefix.rstrip(".") or "study config")
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    for name, value in values.items():
-        key = f"{prefix}{name}"
-        if name not in fields:
-            raise StudyError(f"unknown study key {key!r}; known keys here: {', '.join(sorted(fields))}")
-        current = getattr(obj, name)
-        if isinstance(obj, ArmsSection):
-            _merge_arms(obj, name, value, key)
-        elif dataclasses.is_dataclass(current):
-            _merge_section(current, value, f"{key}.")
-        elif name == "overrides":
-            current.update({str(k): v for k, v in _mapping(value, key).items()})
-        elif name == "sesoi":
-            current.update({str(k): _scalar(v, float, f"{key}.{k}") for k, v in _mapping(value, key).items()})
-        elif name == "endpoints":
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, list) or not value:
-                raise StudyError(f"{key}: got {value!r}; expected a non-empty list of metric names")
-            setattr(obj, name, [str(v) for v in value])
-        elif name == "space":
-            for pname, spec in _mapping(value, key).items():
-                if spec is None:  # `loss.lpips: null` removes a parameter from the search
-                    current.pop(pname, None)
-                    continue
-                spec = _mapping(spec, f"{key}.{pname}")
-                unknown = set(spec) - {"low", "high", "log"}
-                if unknown or not {"low", "high"} <= set(spec):
-                    raise StudyError(f"{key}.{pname}: got {spec!r}; expected {{low: number, high: number, log: bool}}")
-                current[pname] = SearchParam(_scalar(spec["low"], float, f"{key}.{pname}.low"),
-                                             _scalar(spec["high"], float, f"{key}.{pname}.high"),
-                                             _scalar(spec.get("log", False), bool, f"{key}.{pname}.log"))
-        elif isinstance(current, list):
-            setattr(obj, name, _int_list(value, key))
-        elif name in ("treatment", "control"):  # an arm selector; null: the default comparison
-            setattr(obj, name, None if value is None else _scalar(value, str, key))
-        else:
-            tp = {"name": str, "preset": str, "procedure": str, "ablation_family": str}.get(name) or type(current)
-            setattr(obj, name, _scalar(value, tp, key))
+def _set_field(obj: Any, name: str, value: Any, key: str) -> None:
+    """One study field (lift.config.merge_fields walks the sections)."""
+    current = getattr(obj, name)
+    if isinstance(obj, ArmsSection):
+        _merge_arms(obj, name, value, key)
+    elif name == "overrides":
+        current.update({str(k): v for k, v in _mapping(value, key).items()})
+    elif name == "sesoi":
+        current.update({str(k): _scalar(v, float, f"{key}.{k}") for k, v in _mapping(value, key).items()})
+    elif name == "endpoints":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not value:
+            raise StudyError(f"{key}: got {value!r}; expected a non-empty list of metric names")
+        setattr(obj, name, [str(v) for v in value])
+    elif name == "space":
+        _merge_space(current, _mapping(value, key), key)
+    elif isinstance(current, list):
+        setattr(obj, name, _int_list(value, key))
+    elif name in ("treatment", "control"):  # an arm selector; null: the default comparison
+        setattr(obj, name, None if value is None else _scalar(value, str, key))
+    else:
+        tp = {"name": str, "preset": str, "procedure": str, "ablation_family": str}.get(name) or type(current)
+        setattr(obj, name, _scalar(value, tp, key))
+
+
+def _merge_space(space: dict[str, SearchParam], values: dict[str, Any], key: str) -> None:
+    for pname, spec in values.items():
+        if spec is None:  # `loss.lpips: null` removes a parameter from the search
+            space.pop(pname, None)
+            continue
+        spec = _mapping(spec, f"{key}.{pname}")
+        unknown = set(spec) - {"low", "high", "log"}
+        if unknown or not {"low", "high"} <= set(spec):
+            raise StudyError(f"{key}.{pname}: got {spec!r}; expected {{low: number, high: number, log: bool}}")
+        space[pname] = SearchParam(_scalar(spec["low"], float, f"{key}.{pname}.low"),
+                                   _scalar(spec["high"], float, f"{key}.{pname}.high"),
+                                   _scalar(spec.get("log", False), bool, f"{key}.{pname}.log"))
+
+
+_merge_section = functools.partial(merge_fields, set_field=_set_field, kind="study", error=StudyError)
 
 
 def _merge_arms(arms: ArmsSection, name: str, value: Any, key: str) -> None:
@@ -365,18 +336,6 @@ def _merge_arms(arms: ArmsSection, name: str, value: Any, key: str) -> None:
                                  f"(with the key dotted, e.g. {key}.loss.lpips: [0.1, 0.0])")
 
 
-def resolve_study_preset(name_or_path: str | Path) -> Path:
-    """`footage` -> configs/study_footage.yaml; an existing file path is used as is."""
-    candidate = Path(name_or_path)
-    if candidate.is_file():
-        return candidate
-    preset = CONFIG_DIR / f"study_{name_or_path}.yaml"
-    if preset.is_file():
-        return preset
-    known = ", ".join(sorted(p.stem.removeprefix("study_") for p in CONFIG_DIR.glob("study_*.yaml")))
-    raise StudyError(f"study preset {str(name_or_path)!r} is neither a file nor a preset; presets: {known}")
-
-
 def study_from_dict(values: dict[str, Any], base: StudyConfig | None = None) -> StudyConfig:
     cfg = copy.deepcopy(base) if base is not None else StudyConfig()
     _merge_section(cfg, values, "")
@@ -387,21 +346,17 @@ def apply_study_overrides(cfg: StudyConfig, overrides: list[str]) -> StudyConfig
     """`search.num_samples=3` sets a study key; `train.epochs=2` (a LIFT section) a training one."""
     out = copy.deepcopy(cfg)
     for text in overrides:
-        try:
+        with _as_study_error():
             key, value = parse_override(text)
-        except ConfigError as err:
-            raise StudyError(str(err)) from None
         if key.split(".", 1)[0] in LIFT_SECTIONS:
             out.lift.overrides[key] = value
-            continue
-        if key.startswith("search.space."):  # parameter names are dotted LIFT keys themselves
+        elif key.startswith("search.space."):  # parameter names are dotted LIFT keys themselves
             _merge_section(out, {"search": {"space": {key.removeprefix("search.space."): value}}}, "")
-            continue
-        if key.startswith(("arms.factors.", "arms.base.")):  # so are arm factors
+        elif key.startswith(("arms.factors.", "arms.base.")):  # so are arm factors
             section, item = key.removeprefix("arms.").split(".", 1)
             _merge_section(out, {"arms": {section: {item: value}}}, "")
-            continue
-        _merge_section(out, nest_key(key, value), "")
+        else:
+            _merge_section(out, nest_key(key, value), "")
     return out
 
 
@@ -410,11 +365,9 @@ def load_study_config(preset: str | Path | None = DEFAULT_STUDY_PRESET,
     """Defaults <- study preset file <- dotted overrides; validated (StudyError otherwise)."""
     cfg = StudyConfig()
     if preset is not None:
-        path = resolve_study_preset(preset)
-        try:
+        with _as_study_error():  # `footage` -> configs/study_footage.yaml, or a file path
+            path = resolve_preset(preset, STUDY_PRESET_PREFIX, "study preset")
             data = read_yaml(path)
-        except ConfigError as err:
-            raise StudyError(str(err)) from None
         try:
             cfg = study_from_dict(data, cfg)
         except StudyError as err:
@@ -438,9 +391,7 @@ def study_to_yaml(cfg: StudyConfig) -> str:
 # Validation and derived objects
 # ---------------------------------------------------------------------------------------------
 
-def _require(cond: bool, key: str, value: Any, expected: str) -> None:
-    if not cond:
-        raise StudyError(f"{key}: got {value!r}; {expected}")
+_require = functools.partial(require, error=StudyError)
 
 
 def validate_study_config(cfg: StudyConfig) -> StudyConfig:
@@ -474,10 +425,8 @@ def validate_study_config(cfg: StudyConfig) -> StudyConfig:
     for name in ("treatment", "control"):
         selector = getattr(rep, name)
         if selector is not None:
-            try:
+            with _as_study_error(f"report.{name}: "):
                 split_key(selector)
-            except ArmNameError as err:
-                raise StudyError(f"report.{name}: {err}") from None
     r = cfg.resources
     _require(r.cpus_per_trial > 0, "resources.cpus_per_trial", r.cpus_per_trial, "expected > 0")
     _require(r.gpus_per_trial >= 0, "resources.gpus_per_trial", r.gpus_per_trial, "expected >= 0")
@@ -493,19 +442,15 @@ def validate_study_config(cfg: StudyConfig) -> StudyConfig:
              f"expected <= train.epochs ({base.train.epochs})")
     for name, p in cfg.search.space.items():
         for bound in (p.low, p.high):
-            try:
+            with _as_study_error(f"search.space.{name}: the bound {bound!r} is not a valid training value: "):
                 apply_overrides(base, {name: bound})
-            except ConfigError as err:
-                raise StudyError(f"search.space.{name}: the bound {bound!r} is not a valid training value: {err}") from None
     return cfg
 
 
 def base_train_config(cfg: StudyConfig) -> Config:
     """The LIFT preset with the study's training overrides, before any arm or search value."""
-    try:
+    with _as_study_error(f"lift (preset {cfg.lift.preset!r}, overrides {cfg.lift.overrides}): "):
         return load_config(cfg.lift.preset, dict(cfg.lift.overrides))
-    except ConfigError as err:
-        raise StudyError(f"lift (preset {cfg.lift.preset!r}, overrides {cfg.lift.overrides}): {err}") from None
 
 
 def _factor_where(cfg: StudyConfig, key: str) -> str:
@@ -532,10 +477,8 @@ def _raw_factors(cfg: StudyConfig) -> dict[str, list[Any]]:
 
 def _typed(key: str, value: Any, where: str) -> Any:
     """A level or base value as the config field's type; StudyError naming `where` otherwise."""
-    try:
+    with _as_study_error():
         return coerce_value(value, field_type(key), where)
-    except ConfigError as err:
-        raise StudyError(str(err)) from None
 
 
 def arm_factors(cfg: StudyConfig) -> dict[str, list[Any]]:
@@ -555,15 +498,11 @@ def _base_values(cfg: StudyConfig) -> dict[str, Any]:
             for key, levels in _raw_factors(cfg).items()}
 
 
-def base_arm_values(cfg: StudyConfig) -> dict[str, Any]:
-    """The base arm: arms.base where given, else each factor's first level as written."""
-    return canonical(_base_values(cfg))
-
-
 def arms_of(cfg: StudyConfig) -> list[Arm]:
     """The study's arms by arms.design (lift.arms.grid / one_at_a_time); window-3 arms that differ
     only in the offset are one arm (it has no references, so its offset means nothing)."""
-    factors, base = arm_factors(cfg), base_arm_values(cfg)
+    # The base arm: arms.base where given, else each factor's first level as written.
+    factors, base = arm_factors(cfg), canonical(_base_values(cfg))
     if cfg.arms.design == "one_at_a_time":
         values = one_at_a_time(factors, base)
     else:
@@ -583,10 +522,8 @@ def _validate_arms(cfg: StudyConfig, base: Config) -> None:
         if key.split(".", 1)[0] not in FACTOR_SECTIONS or "." not in key:
             raise StudyError(f"{where}: expected a {', '.join(s + '.<field>' for s in FACTOR_SECTIONS)} key, what an "
                              "arm trains (eval, logging and paths settings are the same for every arm)")
-        try:
+        with _as_study_error(f"{where}: "):
             tp = field_type(key)
-        except ConfigError as err:
-            raise StudyError(f"{where}: {err}") from None
         if key in NOT_FACTORS:
             raise StudyError(f"{where}: {key} cannot be an arm factor: {NOT_FACTORS[key]}")
         if key in cfg.search.space:
@@ -612,11 +549,9 @@ def _validate_arms(cfg: StudyConfig, base: Config) -> None:
     for key, levels in arm_factors(cfg).items():
         _require(base_values[key] in levels, f"arms.base.{key}", base_values[key],
                  f"expected one of its levels {levels}")
-    try:
+    with _as_study_error("arms: "):
         arms = arms_of(cfg)
         slugs = [a.slug for a in arms]
-    except ArmNameError as err:
-        raise StudyError(f"arms: {err}") from None
     _require(len(arms) >= 1, "arms", cfg.arms, "expected at least one arm")
     _require(len(set(slugs)) == len(slugs), "arms", [a.key for a in arms],
              "expected arm names that stay distinct as folder names (lift.arms.arm_slug)")
@@ -644,10 +579,8 @@ def arm_train_config(cfg: StudyConfig, arm: Arm, params: dict[str, Any] | None =
         "name": f"{cfg.name}-{arm.slug}",
     }
     values.update(params or {})
-    try:
+    with _as_study_error(f"arm {arm.key}: "):
         return apply_overrides(base_train_config(cfg), values)
-    except ConfigError as err:
-        raise StudyError(f"arm {arm.key}: {err}") from None
 
 
 def trials_per_arm(cfg: StudyConfig) -> dict[str, int]:
@@ -655,8 +588,8 @@ def trials_per_arm(cfg: StudyConfig) -> dict[str, int]:
     (window 3), which gets as many as all offset arms of one window together, since the treatment's
     offset is the best of those."""
     arms = arms_of(cfg)
-    n_offsets = max(1, len({a.temporal_offset for a in arms if a.window > 3}))
-    return {a.key: cfg.search.num_samples * (n_offsets if a.window == 3 else 1) for a in arms}
+    n_offsets = max(1, len({a.temporal_offset for a in arms if not ignores_offset(a.window)}))
+    return {a.key: cfg.search.num_samples * (n_offsets if ignores_offset(a.window) else 1) for a in arms}
 
 
 def confirm_seeds(cfg: StudyConfig) -> list[int]:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lift.atomic import atomic_write_text, write_json
+from lift.config import dict_differences
 from lift.tune.ledger import LEDGER_DIR
 from lift.tune.study_config import StudyConfig, StudyError, study_from_dict, study_to_yaml
 
@@ -75,7 +76,7 @@ def prepare_folder(paths: StudyPaths, cfg: StudyConfig, *, resume: bool) -> Stud
             raise StudyError(f"--out {paths.root}: a study already lives there; pass --resume to continue it "
                              "or choose another --out")
         stored = study_from_dict(yaml.safe_load(paths.study_yaml.read_text()) or {})
-        diffs = _differences(stored.identity(), cfg.identity())
+        diffs = dict_differences(stored.identity(), cfg.identity())
         if diffs:
             raise StudyError(f"--resume {paths.root}: the study config differs from the stored {paths.study_yaml}: "
                              + "; ".join(diffs) + ". Resume with the same settings, or choose another --out")
@@ -88,15 +89,6 @@ def prepare_folder(paths: StudyPaths, cfg: StudyConfig, *, resume: bool) -> Stud
     paths.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(paths.study_yaml, study_to_yaml(cfg))
     return cfg
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
 class StageClock:

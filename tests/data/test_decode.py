@@ -215,3 +215,16 @@ def test_open_memory_maps_are_bounded(tmp_path: Path, coded, monkeypatch) -> Non
             assert len(MAPS) <= 2
     assert STATS.videos_decoded == 5
     MAPS.clear()
+
+
+def test_lru_drops_the_least_recently_used_entry() -> None:
+    from lift.data.decode import LRU
+
+    lru: LRU[str, int] = LRU(capacity=2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1  # "a" is now the most recent
+    lru.put("c", 3)
+    assert lru.get("b") is None and lru.get("a") == 1 and lru.get("c") == 3 and len(lru) == 2
+    lru.forget("a")
+    assert lru.get("a") is None and len(lru) == 1

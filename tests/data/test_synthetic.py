@@ -112,3 +112,19 @@ def test_frame_sizes(tmp_path: Path, frame_size: list[int]) -> None:
     s = ds[0]
     assert s["target"].shape == (3, *frame_size)
     check_flow(s)
+
+
+def test_generated_sources_pickle_without_their_renders_and_load_the_same() -> None:
+    """GeneratedSource drops what it memoises when pickled into a worker; the copy renders it again."""
+    import pickle
+
+    from lift.data.known_answer import KnownAnswerSource
+
+    for src in (SyntheticSource(seed=7, length=12, hw=[48, 40]), KnownAnswerSource(7, 12, (48, 40), informative=True)):
+        first = src.load([0, 5, 11])
+        assert src.length == 12 and src.frame_hw == (48, 40)
+        state = src.__getstate__()
+        assert all(state[name] == empty() for name, empty in type(src)._LAZY.items())
+        copy = pickle.loads(pickle.dumps(src))
+        assert len(pickle.dumps(src)) < first.nbytes  # the renders did not travel
+        np.testing.assert_array_equal(copy.load([0, 5, 11]), first)

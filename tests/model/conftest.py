@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lift.data.window import WindowSpec
+from lift.window import WindowSpec
 
 
 @dataclass

@@ -86,9 +86,27 @@ def test_total_is_the_weighted_sum_and_zero_weights_skip_terms():
     torch.testing.assert_close(total, parts["reconstruction"])
 
 
-def test_default_weights_follow_rife():
-    cfg = LossConfig()
-    assert (cfg.reconstruction, cfg.teacher, cfg.distillation) == (1.0, 1.0, 0.01)
+@pytest.mark.parametrize("term", ["teacher", "distillation", "census", "smoothness", "reference_reconstruction",
+                                  "anchor_reconstruction"])
+def test_each_term_responds_to_its_weight_alone(term: str):
+    """Raising one weight adds exactly weight x that term to the total, and leaves the others unchanged."""
+    pred, aux, target = _forward(5)
+    base = LossConfig(**ALL_OFF)
+    off_total, off_parts = LIFTLoss(base)(pred, aux, target)
+    assert term not in off_parts
+    for weight in (0.25, 2.0):
+        total, parts = LIFTLoss(LossConfig(**{**ALL_OFF, term: weight}))(pred, aux, target)
+        assert set(parts) == {"reconstruction", term} and parts[term] > 0
+        torch.testing.assert_close(parts["reconstruction"], off_parts["reconstruction"])
+        torch.testing.assert_close(total, off_total + weight * parts[term])
+
+
+def test_the_default_objective_is_rifes_weighted_sum():
+    """With the default config the total is RIFE's: reconstruction + teacher + 0.01 x distillation."""
+    pred, aux, target = _forward(3)
+    total, parts = LIFTLoss(LossConfig())(pred, aux, target)
+    assert set(parts) == {"reconstruction", "teacher", "distillation"}
+    torch.testing.assert_close(total, parts["reconstruction"] + parts["teacher"] + 0.01 * parts["distillation"])
 
 
 def test_teacher_terms_are_skipped_without_teacher_outputs():
