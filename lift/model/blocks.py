@@ -2,7 +2,7 @@
 refinement U-Net, and the reference path's modules (its flow block, fusion scorer and U-Net adapter).
 
 Written from the structure of ECCV2022-RIFE's ``IFNet_m`` and ``refine.py``; parameter names and shapes
-are RIFE-m's (``tests/model/test_rife_parity.py``).
+are RIFE-m's (``tests/model/test_network_rife_parity.py``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The LIFT network: RIFE-m for the anchors plus a far-reference path that only adds modules.
 
 Anchor path (window 3 is exactly RIFE-m, ECCV2022-RIFE ``IFNet_m`` + ``refine.py``, written from
-their structure, 10,710,780 parameters at full width; ``tests/model/test_rife_parity.py`` checks every
+their structure, 10,710,780 parameters at full width; ``tests/model/test_network_rife_parity.py`` checks every
 parameter shape against the official table):
   * A coarse-to-fine stack of IFBlocks (scales ``model.block_scales``, default 4, 2, 1; channels
     240 / 150 / 90). Each block looks at the anchors, the anchors warped by the current flow, the
