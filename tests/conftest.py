@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from lift.config import Config, load_config
+from lift.interpolate import load_model
+from lift.model import build_model
+from lift.video_io import read_video_rgb
 
 # Two cores in CI: keep torch from oversubscribing when tests run next to Ray workers.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
@@ -127,3 +132,110 @@ def ray_session():
 @pytest.fixture(scope="session")
 def tiny_study() -> tuple[str, ...]:
     return tuple(TINY_STUDY)
+
+
+# ---- interpolation: a real clip with audio and a tiny untrained checkpoint --------------------------------
+# For tests/test_interpolate.py, tests/test_interpolate_cli.py and tests/test_video_io.py. The checkpoint is an
+# untrained width-0.25 window-7 network in lift.train's checkpoint format: the tests check the video
+# plumbing, not picture quality.
+
+class ClipSpec(NamedTuple):
+    """The interpolation test clip: frames, size, exact frame rate and audio sample rate."""
+    frames: int
+    height: int
+    width: int
+    rate: Fraction
+    sample_rate: int
+
+
+# The first 12 frames of carphone_pristine.mp4, cropped to 120x168 (not a multiple of the network's size
+# multiple, so padding and cropping run), re-encoded as h264 at 30000/1001 fps with a 440 Hz AAC track.
+CLIP = ClipSpec(frames=12, height=120, width=168, rate=Fraction(30000, 1001), sample_rate=44100)
+
+
+def write_clip(path: Path, frames: list[np.ndarray], rate: Fraction, audio: bool) -> None:
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        sound = out.add_stream("aac", rate=CLIP.sample_rate, layout="mono") if audio else None
+        for i, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                out.mux(packet)
+        if sound is not None:
+            t = np.arange(int(CLIP.sample_rate * len(frames) / rate)) / CLIP.sample_rate
+            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, len(wave), 1024):
+                chunk = av.AudioFrame.from_ndarray(wave[None, start:start + 1024], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = CLIP.sample_rate, start
+                for packet in sound.encode(chunk):
+                    out.mux(packet)
+            for packet in sound.encode(None):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def source_frames(carphone_clip: Path) -> list[np.ndarray]:
+    frames, _ = read_video_rgb(carphone_clip, max_frames=CLIP.frames)
+    return [np.ascontiguousarray(f[:CLIP.height, :CLIP.width]) for f in frames]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, source_frames: list[np.ndarray]) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "carphone12.mp4"
+    write_clip(path, source_frames, CLIP.rate, audio=True)
+    return path
+
+
+def save_checkpoint_file(path: Path, window: int, width: float = 0.25, config_window: int | None = None,
+                         config_width: float | None = None) -> Path:
+    """A checkpoint in lift.train's format; config_* can lie about the weights (foreign architecture)."""
+    cfg = Config()
+    cfg.model.width, cfg.model.block_depth = width, 2
+    cfg.data.window = window
+    torch.manual_seed(0)
+    model = build_model(cfg.model, window)
+    cfg.data.window = config_window or window
+    cfg.model.width = config_width or width
+    torch.save({"format": "lift-checkpoint/1", "model": model.state_dict(), "config": cfg.to_dict(),
+                "epoch": 0, "step": 0}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_checkpoint_file(tmp_path_factory.mktemp("ckpt") / "tiny_w7.pt", window=7)
+
+
+@pytest.fixture(scope="module")
+def model(checkpoint: Path) -> torch.nn.Module:
+    net, cfg = load_model(checkpoint, "cpu")
+    assert cfg.data.window == 7 and net.window == 7
+    return net
+
+
+def write_frame_folder(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir()
+    for i, rgb in enumerate(frames):
+        Image.fromarray(rgb).save(folder / f"frame_{i:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def clip_spec() -> ClipSpec:
+    return CLIP
+
+
+@pytest.fixture(scope="session")
+def save_checkpoint():
+    """`save_checkpoint_file` for tests (conftest modules are not importable by name)."""
+    return save_checkpoint_file
+
+
+@pytest.fixture(scope="session")
+def write_folder():
+    """`write_frame_folder` for tests: PNG frames frame_0000.png, ... in a new folder."""
+    return write_frame_folder

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from lift.arms import arm_key, changed_factors, one_at_a_time
+from lift.report import ReportOptions
 
 DATASET = "video_folder"
 COLUMNS = ["sample_id", "video_id", "cluster_id", "target_index", "timestep", "psnr", "ssim", "lpips", "epe", "warp_error",
@@ -126,6 +127,14 @@ def build_study(
 @pytest.fixture()
 def study_dir(tmp_path: Path) -> Path:
     return build_study(tmp_path / "study")
+
+
+@pytest.fixture()
+def options() -> Callable[..., ReportOptions]:
+    """ReportOptions with few permutations (fast, and enough for the p-values these tests read)."""
+    def make(**kw: Any) -> ReportOptions:
+        return ReportOptions(n_permutations=200, **kw)
+    return make
 
 
 @pytest.fixture()

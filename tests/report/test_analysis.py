@@ -1,6 +1,6 @@
-"""lift.report.analysis (with lift.report.plan and lift.report.summaries): which arms are compared by
-default and on request, the caveats, the tuning table, the primary comparison as the study config names it,
-and the ablation table.
+"""lift.report.analysis: the caveats, the primary comparison as the study config names it, and the ablation
+table (which arms are compared: tests/report/test_plan.py; completeness and the tuning table:
+tests/report/test_summaries.py).
 
 The study folders are synthetic one_at_a_time ablations (conftest.build_ablation_study): a window-15 base arm,
 its window-3 change, and one change each of loss.census and loss.lpips, with a known gain per arm.
@@ -9,7 +9,6 @@ its window-3 change, and one change each of loss.census and loss.lpips, with a k
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from lift.report import ReportError, ReportOptions, analyse, combine_tables, load_study
+from lift.report import analyse, combine_tables, load_study
 from lift.report.__main__ import main
 from lift.tune.study_config import StudyError, study_from_dict, validate_study_config
 
@@ -31,10 +30,6 @@ NO_LPIPS = "window=15,offset=1,loss.census=0.1,loss.lpips=0"
 GAINS = {"": 1.0, "data.window": 0.0, "loss.lpips": 0.0, "loss.census": 1.0}
 
 
-def options(**kw) -> ReportOptions:
-    return ReportOptions(n_permutations=200, **kw)
-
-
 @pytest.fixture()
 def ablation_dir(tmp_path, synth) -> Path:
     return synth.build_ablation_study(tmp_path / "study", gains=GAINS)
@@ -44,7 +39,7 @@ def rows_by_factor(results: dict) -> dict[str, dict]:
     return {r["factor"]: r for r in results["ablation"]["rows"]}
 
 
-def test_primary_is_the_base_against_its_window3_change(ablation_dir):
+def test_primary_is_the_base_against_its_window3_change(ablation_dir, options):
     a = analyse(load_study([ablation_dir]), options())
     primary = [c for c in a.results["comparisons"] if c["primary"]]
     assert [(c["treatment"], c["control"]) for c in primary] == [(BASE, W3)]
@@ -54,7 +49,7 @@ def test_primary_is_the_base_against_its_window3_change(ablation_dir):
     assert any("one_at_a_time base arm" in n for n in a.notes)
 
 
-def test_ablation_table_has_one_row_per_change_and_flags_the_right_factor(ablation_dir):
+def test_ablation_table_has_one_row_per_change_and_flags_the_right_factor(ablation_dir, options):
     a = analyse(load_study([ablation_dir]), options())
     rows = rows_by_factor(a.results)
     assert list(rows) == ["data.window", "loss.census", "loss.lpips"]
@@ -106,7 +101,7 @@ def _independent_p(root: Path, treatment: str, control: str, metric: str, direct
     return p_t, p_w
 
 
-def test_ablation_p_values_equal_an_independent_scipy_computation(ablation_dir):
+def test_ablation_p_values_equal_an_independent_scipy_computation(ablation_dir, options):
     a = analyse(load_study([ablation_dir]), options())
     comps = {(c["treatment"], c["control"]): c for c in a.results["comparisons"]}
     for r in a.results["ablation"]["rows"]:
@@ -122,7 +117,7 @@ def _holm(p: list[float]) -> np.ndarray:
     return multipletests(p, method="holm")[1]
 
 
-def test_the_family_setting_changes_the_adjusted_p(ablation_dir, tmp_path):
+def test_the_family_setting_changes_the_adjusted_p(ablation_dir, tmp_path, options):
     secondary = analyse(load_study([ablation_dir]), options())
     assert secondary.results["ablation"]["family"] == "secondary"
     # secondary: Holm over every (comparison, endpoint) of the secondary family, the baselines included
@@ -145,7 +140,7 @@ def test_the_family_setting_changes_the_adjusted_p(ablation_dir, tmp_path):
     assert len([c for c in own.results["comparisons"] if c["family"] == "secondary"]) == 2
 
 
-def test_secondary_rows_are_gatekept_but_their_own_family_is_not(tmp_path, synth):
+def test_secondary_rows_are_gatekept_but_their_own_family_is_not(tmp_path, synth, options):
     no_context = {**GAINS, "data.window": 1.0}  # window 3 as good as window 15: H0 not rejected
     root = synth.build_ablation_study(tmp_path / "s", gains=no_context)
     a = analyse(load_study([root]), options())
@@ -161,7 +156,7 @@ def test_secondary_rows_are_gatekept_but_their_own_family_is_not(tmp_path, synth
     assert rows["loss.lpips"]["verdict"] == "loss.lpips=0.1 better on PSNR, SSIM, LPIPS"
 
 
-def test_primary_selectors_come_from_the_study_config_and_the_cli_overrides_them(tmp_path, synth):
+def test_primary_selectors_come_from_the_study_config_and_the_cli_overrides_them(tmp_path, synth, options):
     root = synth.build_ablation_study(tmp_path / "s", gains=GAINS, report={"treatment": BASE, "control": "loss.lpips=0"})
     a = analyse(load_study([root]), options())
     assert [(c["treatment"], c["control"]) for c in a.results["comparisons"] if c["primary"]] == [(BASE, NO_LPIPS)]
@@ -194,99 +189,10 @@ def test_study_config_report_section_validates_selectors_and_family():
 
 
 # ---------------------------------------------------------------------------------------------
-# Which arms are compared, caveats and the tuning table (on the synthetic window study of conftest)
+# Caveats and library use (on the synthetic window study of conftest)
 # ---------------------------------------------------------------------------------------------
 
-def test_refuses_unknown_and_ambiguous_selectors(study_dir):
-    study = load_study([study_dir])
-    with pytest.raises(ReportError, match=r"treatment selector 'window=31' matches no arm with test rows; arms with "
-                                          r"test rows: window=3, window=7,offset=1"):
-        analyse(study, options(treatments=["window=31"]))
-    with pytest.raises(ReportError, match=r"control selector 'baseline=median' matches no arm"):
-        analyse(study, options(controls=["baseline=median"]))
-    with pytest.raises(ReportError, match=r"control selector 'window=15' is ambiguous: it matches "
-                                          r"window=15,offset=1, window=15,offset=2"):
-        analyse(study, options(controls=["window=15"]))
-    with pytest.raises(ReportError, match="malformed"):
-        analyse(study, options(treatments=["window15"]))
-
-
-def test_refuses_treatment_with_validation_rows_only(synth, tmp_path):
-    root = synth.build_study(tmp_path / "s")
-    shutil.rmtree(root / "confirm" / "window15_offset2")
-    with pytest.raises(ReportError, match=r"window=15,offset=2 only has validation rows \(confirm stage missing\)"):
-        analyse(load_study([root]), options(treatments=["offset=2"]))
-
-
-def test_refuses_bad_options(study_dir):
-    study = load_study([study_dir])
-    with pytest.raises(ReportError, match=r"--alpha must be in \(0, 1\)"):
-        analyse(study, options(alpha=1.5))
-    with pytest.raises(ReportError, match=r"--psnr_cap must be a positive finite"):
-        load_study([study_dir], psnr_cap=float("inf"))
-    with pytest.raises(ReportError, match=r"unknown metric\(s\) fid"):
-        load_study([study_dir], metrics=["psnr", "fid"])
-
-
-def test_refuses_nothing_to_compare(synth, tmp_path):
-    df = synth.make_rows("window=3", synth.sample_ids(["a", "b"], [1]))
-    with pytest.raises(ReportError, match=r"nothing to compare: the test rows hold only the arm\(s\) window=3"):
-        analyse(combine_tables([df]), options())
-
-
-def test_default_treatment_is_best_by_validation(study_dir):
-    a = analyse(load_study([study_dir]), options())
-    pairs = [(c["treatment"], c["control"], c["family"]) for c in a.results["comparisons"]]
-    assert pairs == [("window=15,offset=2", "window=3", "primary"), ("window=15,offset=2", "baseline=blend", "secondary"),
-                     ("window=15,offset=2", "baseline=repeat", "secondary"),
-                     ("window=7,offset=1", "window=3", "secondary"), ("window=15,offset=1", "window=3", "secondary"),
-                     ("window=3", "baseline=blend", "sanity")]
-    assert any("best validation PSNR" in n for n in a.notes)
-
-
-def test_default_without_validation_compares_every_largest_window_arm(synth, tmp_path):
-    root = synth.build_study(tmp_path / "s", val=False, summary=False, baselines=False)
-    a = analyse(load_study([root]), options())
-    primary = [c for c in a.results["comparisons"] if c["primary"]]
-    assert [c["treatment"] for c in primary] == ["window=15,offset=1", "window=15,offset=2"]
-    # Two primary treatments share alpha (Bonferroni); the window=7 arm is secondary.
-    assert all(c["alpha_used"] == pytest.approx(0.025) for c in primary)
-    assert [c["treatment"] for c in a.results["comparisons"] if not c["primary"]] == ["window=7,offset=1"]
-
-
-def test_treatment_selector_matching_several_arms_compares_each_in_one_family(study_dir):
-    a = analyse(load_study([study_dir]), options(treatments=["window=15"], controls=["window=3"]))
-    primary = [c for c in a.results["comparisons"] if c["primary"]]
-    assert [c["treatment"] for c in primary] == ["window=15,offset=1", "window=15,offset=2"]
-    assert all(c["alpha_used"] == pytest.approx(0.025) for c in primary)
-    assert any("matches several arms" in n for n in a.notes)
-
-
-def test_baselines_become_primary_without_window3(synth, tmp_path):
-    root = synth.build_study(tmp_path / "s", arms_gain={"window=15,offset=1": 0.5}, val=False, summary=False)
-    a = analyse(load_study([root]), options())
-    assert all(c["primary"] for c in a.results["comparisons"])
-    assert any("no window=3 arm" in n for n in a.notes)
-
-
-def test_partial_study_names_missing_arms_and_seeds(synth, tmp_path):
-    root = synth.build_study(tmp_path / "s")
-    shutil.rmtree(root / "confirm" / "window7_offset1")
-    shutil.rmtree(root / "confirm" / "window15_offset1" / "seed1")
-    summary = json.loads((root / "study_summary.json").read_text())
-    summary["arms"].append("window=11,offset=1")
-    (root / "study_summary.json").write_text(json.dumps(summary))
-    a = analyse(load_study([root]), options())
-    info = a.results["study"]
-    assert info["missing_arms"] == ["window=7,offset=1", "window=11,offset=1"]
-    assert info["missing_seeds"] == {"window=15,offset=1": [1]}
-    text = " ".join(a.caveats)
-    assert "window=7,offset=1, window=11,offset=1 appear in the tuning summary" in text
-    assert "arm window=15,offset=1 lacks test seed(s) 1" in text
-    assert "1 of 3 tuning trial(s) failed" in text
-
-
-def test_caveats_few_videos_sample_level_only_and_one_sample_per_video(synth, tmp_path):
+def test_caveats_few_videos_sample_level_only_and_one_sample_per_video(synth, tmp_path, options):
     # Four sources, many frames each, all improving: the cluster-level test cannot reach alpha (floor 1/16),
     # while the sample-level test (which treats 120 frames as independent) looks overwhelming.
     samples = synth.sample_ids([f"v{i}" for i in range(4)], range(30))
@@ -308,7 +214,7 @@ def test_caveats_few_videos_sample_level_only_and_one_sample_per_video(synth, tm
     assert any("every source contributes one sample" in x for x in a.caveats)
 
 
-def test_caveats_seeds_disagree_and_worse_metric(synth, tmp_path):
+def test_caveats_seeds_disagree_and_worse_metric(synth, tmp_path, options):
     samples = synth.sample_ids([f"v{i}" for i in range(12)], [1, 2, 3])
     c = pd.concat([synth.make_rows("window=3", samples, seed=s, rng_seed=0) for s in (0, 1)])
     t = pd.concat([synth.make_rows("window=15,offset=1", samples, seed=0, gain_db=1.5, rng_seed=1),
@@ -323,7 +229,7 @@ def test_caveats_seeds_disagree_and_worse_metric(synth, tmp_path):
     assert any("PSNR is significantly WORSE" in x for x in a.caveats)
 
 
-def test_library_use_on_dataframes_without_files(synth):
+def test_library_use_on_dataframes_without_files(synth, options):
     samples = synth.sample_ids([f"v{i}" for i in range(10)], [1, 2])
     study = combine_tables([synth.make_rows(arm, samples, gain_db=gain, seed=s)
                             for arm, gain in (("window=15,offset=1", 1.0), ("window=3", 0.0)) for s in (0, 1, 2)])
@@ -332,31 +238,3 @@ def test_library_use_on_dataframes_without_files(synth):
     assert a.results["decision"].startswith("H0 rejected at alpha=0.05: window=15,offset=1 improves over window=3")
 
 
-def test_summary_in_the_study_writers_shape(tmp_path, synth):
-    """lift.tune.study writes arms as objects and trials with `params`; the report reads both shapes."""
-    root = synth.build_study(tmp_path / "s", summary=False)
-    arms = ["window=3", "window=7,offset=1", "window=15,offset=1", "window=15,offset=2"]
-    summary = {
-        "study": "toy", "complete": False,
-        "arms": [{"key": a, "slug": a.replace("=", ""), "best_trial": f"{a}-t1",
-                  "best_val_psnr": 31.5 if a == "window=15,offset=1" else 30.0, "best_params": {"optim.lr": 1e-3}}
-                 for a in arms],
-        "trials": [{"trial_id": f"{a}-t{k}", "arm": a, "status": s, "best_val_psnr": 30.0 + k, "params": {"optim.lr": k}}
-                   for a in arms for k, s in enumerate(["COMPLETED", "STOPPED_EARLY", "ERROR"])],
-        "confirm": [{"trial_id": "c1", "arm": "window=3", "seed": 2, "status": "ERROR"}],
-        "failed_trials": 5,
-        "optuna": {"storage": "sqlite:///x/optuna.db"},
-    }
-    (root / "study_summary.json").write_text(json.dumps(summary))
-    a = analyse(load_study([root]), options())
-    # The study's own best trial (by final val PSNR) picks the window=15 treatment.
-    assert a.results["comparisons"][0]["treatment"] == "window=15,offset=1"
-    tuning = a.tables["tuning"].set_index("arm")
-    assert tuning.loc["window=3", "n_trials"] == 3 and tuning.loc["window=3", "n_failed"] == 1
-    assert tuning.loc["window=3", "n_stopped_early"] == 1
-    assert tuning.loc["window=15,offset=1", "best_val_psnr"] == 31.5
-    assert json.loads(tuning.loc["window=3", "best_config"]) == {"optim.lr": 0.001}
-    text = " ".join(a.caveats)
-    assert "arm window=3: the confirm run with seed 2 failed" in text
-    assert any("not complete" in n for n in a.notes)
-    assert a.study.summary["optuna_storage"] == "sqlite:///x/optuna.db"
