@@ -157,5 +157,5 @@ def test_bad_model_args_name_the_file(tmp_path: Path) -> None:
     cfg = Config()
     cfg.model = ModelConfig(width=0.25, block_depth=2)
     path, _ = _model_checkpoint(tmp_path, "badargs.pt", cfg, model_args={"window": 4})
-    with pytest.raises(CheckpointError, match=r"badargs.pt: cannot build model 'lift': .*window=4"):
+    with pytest.raises(CheckpointError, match=r"badargs.pt: cannot build model 'lift': .*window: got 4"):
         model_from_checkpoint(path)
