@@ -135,7 +135,7 @@ def tiny_study() -> tuple[str, ...]:
 
 
 # ---- interpolation: a real clip with audio and a tiny untrained checkpoint --------------------------------
-# For tests/test_interpolate.py, tests/test_interpolate_cli.py and tests/test_video_io.py. The checkpoint is an
+# For tests/interpolate/test_package.py, tests/interpolate/test_main.py and tests/test_video_io.py. The checkpoint is an
 # untrained width-0.25 window-7 network in lift.train's checkpoint format: the tests check the video
 # plumbing, not picture quality.
 

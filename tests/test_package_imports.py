@@ -78,12 +78,12 @@ def test_no_import_cycle_in_lift() -> None:
     for name in sorted(graph):
         if name not in state:
             visit(name, [name])
-    assert "lift.train" in graph["lift.train_cli"] and "lift.evaluate" in graph["lift.train"]
+    assert "lift.checkpoint" in graph["lift.train.__main__"] and "lift.evaluate" in graph["lift.train"]
 
 
 def test_evaluation_and_inference_do_not_load_the_trainer() -> None:
     code = ("import sys, lift.evaluate, lift.interpolate, lift.checkpoint; "
-            "print(sorted(m for m in sys.modules if m in ('lift.train', 'lift.train_cli')))")
+            "print(sorted(m for m in sys.modules if m in ('lift.train', 'lift.train.__main__')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT.parent).stdout.strip()
     assert out == "[]"

@@ -11,7 +11,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lift.checkpoint import load_checkpoint
-from lift.train_cli import main
+from lift.train.__main__ import main
 
 
 def _losses(run_dir: Path) -> list[float]:

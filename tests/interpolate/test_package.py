@@ -2,7 +2,7 @@
 
 The clip (clip_spec: the first 12 frames of the bundled carphone_pristine.mp4, cropped to 120x168,
 h264 at 30000/1001 fps with an AAC track) and the untrained window-7 checkpoint are the fixtures of
-tests/conftest.py. The command line and its bad-input errors: tests/test_interpolate_cli.py.
+tests/conftest.py. The command line and its bad-input errors: tests/interpolate/test_main.py.
 
 Frame-count convention under test: n input frames -> factor*n output frames (the last input
 frame is held), so frame rate x factor and the duration is unchanged.

@@ -2,7 +2,7 @@
 
 The loop is plain Python (no Ray inside): Ray Tune wraps `fit` with a reporter that forwards the
 metrics and checkpoint folder to `ray.tune.report`; the CLI (`python -m lift.train`, in
-lift.train_cli) uses a console reporter. The run folder (`config.paths.run_dir`) holds
+lift/train/__main__.py) uses a console reporter. The run folder (`config.paths.run_dir`) holds
 `config.yaml`, the TensorBoard events, `checkpoints/{best,last}.pt` (plus periodic
 `epoch_NNNN.pt` snapshots, lift.checkpoint) and the final per-sample table `samples.parquet`.
 
@@ -558,11 +558,3 @@ def fit(config: Config, reporter: Reporter | None = None, resume_from: str | Pat
         epochs_completed=trainer.epoch, step=trainer.step, best_val_psnr=trainer.best_metric,
         best_epoch=trainer.best_epoch, final_metrics=final_means, skipped_steps=trainer.skipped_steps,
         history=run.history)
-
-
-if __name__ == "__main__":
-    # `python -m lift.train` is the command line of lift.train_cli, which imports this module (so
-    # it cannot be imported at the top without a cycle).
-    from lift.train_cli import main
-
-    raise SystemExit(main())

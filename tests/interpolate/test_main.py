@@ -1,4 +1,4 @@
-"""`python -m lift.interpolate` (lift.interpolate_cli): the command line writes the video; bad input is one
+"""`python -m lift.interpolate` (lift/interpolate/__main__.py): the command line writes the video; bad input is one
 clear line on stderr, exit code 2, and nothing written.
 
 The clip and the tiny untrained checkpoint are the fixtures of tests/conftest.py (see the interpolation
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from lift.interpolate import InterpolateError, interpolate_video
-from lift.interpolate_cli import main
+from lift.interpolate.__main__ import main
 from lift.video_io import FrameReader
 
 
@@ -198,7 +198,7 @@ def test_no_output_may_be_an_input_or_another_output(tmp_path: Path, clip: Path,
 
 
 def test_python_m_lift_interpolate_runs_the_command_line(tmp_path: Path) -> None:
-    """`python -m lift.interpolate` runs lift.interpolate_cli.main: a bad input is one line, exit 2."""
+    """`python -m lift.interpolate` runs lift.interpolate.__main__.main: a bad input is one line, exit 2."""
     missing = tmp_path / "missing.mp4"
     proc = subprocess.run([sys.executable, "-m", "lift.interpolate", "--checkpoint", str(tmp_path / "c.pt"),
                            "--input", str(missing), "--output", str(tmp_path / "o.mp4")],

@@ -1,4 +1,4 @@
-"""`python -m lift.train` (lift.train_cli) configuration: --dry_run output and every config error path
+"""`python -m lift.train` (lift/train/__main__.py) configuration: --dry_run output and every config error path
 (exit 2, one line)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from lift.config import config_from_dict, load_config
-from lift.train_cli import build_parser, main, resolve_cli_config
+from lift.train.__main__ import build_parser, main, resolve_cli_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

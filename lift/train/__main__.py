@@ -1,7 +1,7 @@
 """The `python -m lift.train` command line: resolve the config, check the run folder, call `fit`.
 
-Kept apart from lift.train so the trainer reads without the argument handling; lift/train.py
-runs :func:`main` when executed as a module.
+The package's `__main__`, apart from the trainer (lift/train/__init__.py) so that the trainer reads
+without the argument handling and nothing in the package imports the command line.
 """
 
 from __future__ import annotations

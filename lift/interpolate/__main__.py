@@ -1,7 +1,7 @@
 """The `python -m lift.interpolate` command line: check the paths, load the checkpoint, interpolate.
 
-Kept apart from lift.interpolate so the streaming code reads without the argument handling;
-lift/interpolate.py runs :func:`main` when executed as a module.
+The package's `__main__`, apart from the streaming code (lift/interpolate/__init__.py) so that it
+reads without the argument handling and nothing in the package imports the command line.
 """
 
 from __future__ import annotations

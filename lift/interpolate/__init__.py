@@ -562,11 +562,3 @@ def _interpolate_stream(job: _Job, reader: FrameReader, input: Path, output: Pat
 
 def _progress_bar(total: int | None, enabled: bool) -> Progress:
     return Progress(total, desc="interpolate", mode="auto" if enabled else "off", interval_s=10.0, unit="frame")
-
-
-if __name__ == "__main__":
-    # `python -m lift.interpolate` is the command line of lift.interpolate_cli, which imports this
-    # module (so it cannot be imported at the top without a cycle).
-    from lift.interpolate_cli import main
-
-    raise SystemExit(main())
