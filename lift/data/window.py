@@ -1,9 +1,6 @@
-"""Evaluation sample ids; the window's geometry lives in :mod:`lift.window` (re-exported here for
-the data layer's callers)."""
+"""Evaluation sample ids (the window's geometry lives in :mod:`lift.window`)."""
 
 from __future__ import annotations
-
-from lift.window import WindowError, WindowSpec
 
 
 def sample_id(dataset: str, video_id: str, target_index: int) -> str:
@@ -11,4 +8,4 @@ def sample_id(dataset: str, video_id: str, target_index: int) -> str:
     return f"{dataset}/{video_id}/{target_index:06d}"
 
 
-__all__ = ["WindowError", "WindowSpec", "sample_id"]
+__all__ = ["sample_id"]

@@ -12,11 +12,11 @@ import torch
 
 from lift.config import Config, ConfigError
 from lift.data import build_dataset
-from lift.data.window import WindowError
 from lift.report import decision
 from lift.train import build_components, check_registries
 from lift.tune.ray_setup import Capacity, check_trial_resources
 from lift.tune.study_config import Arm, StudyConfig, StudyError, arm_train_config, arms_of, validate_study_config
+from lift.window import WindowError
 
 
 @dataclass
