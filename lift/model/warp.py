@@ -47,23 +47,38 @@ def backward_warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     if image.shape[0] != flow.shape[0] or image.shape[-2:] != flow.shape[-2:]:
         raise ValueError(
             f"backward_warp: image {tuple(image.shape)} and flow {tuple(flow.shape)} differ in batch or size")
-    height, width = image.shape[-2:]
+    return backward_warp_many(image, flow.unsqueeze(1)).squeeze(1)
+
+
+def backward_warp_many(image: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
+    """Warp ``image`` [B, C, H, W] with each of ``flows`` [B, K, 2, H, W]; returns [B, K, C, H, W].
+
+    One sampling call for all K flows, without K copies of the image (a search over candidate
+    flows, lift.model.matching, warps one frame dozens of times)."""
+    if image.dim() != 4 or flows.dim() != 5 or flows.shape[2] != 2 or flows.shape[0] != image.shape[0] \
+            or flows.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"backward_warp_many: expected image [B, C, H, W] and flows [B, K, 2, H, W] of the same "
+                         f"batch and size, got {tuple(image.shape)} and {tuple(flows.shape)}")
+    batch, k, _, height, width = flows.shape
     # Coordinates always in float32 at least: under autocast the flow may arrive in bf16.
-    dtype = torch.promote_types(torch.promote_types(image.dtype, flow.dtype), torch.float32)
+    dtype = torch.promote_types(torch.promote_types(image.dtype, flows.dtype), torch.float32)
     base = _base_grid(height, width, image.device, dtype)
-    pos = base + flow.to(dtype)
+    pos = base.unsqueeze(1) + flows.to(dtype)  # [B, K, 2, H, W]
     # align_corners=True maps -1 and +1 to the centres of the first and last pixels.
     scale_x = 2.0 / max(width - 1, 1)
     scale_y = 2.0 / max(height - 1, 1)
-    gx = pos[:, 0] * scale_x - 1.0
-    gy = pos[:, 1] * scale_y - 1.0
-    grid = torch.stack((gx, gy), dim=-1)
+    gx = pos[:, :, 0] * scale_x - 1.0
+    gy = pos[:, :, 1] * scale_y - 1.0
+    # The K sampling grids stacked along the height: one [B, K*H, W] grid over the same image.
+    grid = torch.stack((gx, gy), dim=-1).reshape(batch, k * height, width, 2)
     device_type = image.device.type
     if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
         # Autocast would resample in bf16/fp16; keep the sampling in the promoted dtype.
         with torch.autocast(device_type=device_type, enabled=False):
-            return _sample(image.to(dtype), grid)
-    return _sample(image.to(dtype), grid)
+            out = _sample(image.to(dtype), grid)
+    else:
+        out = _sample(image.to(dtype), grid)
+    return out.view(batch, -1, k, height, width).transpose(1, 2)
 
 
 def _sample(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:

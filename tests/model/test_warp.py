@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lift.model.warp import backward_warp
+from lift.model.warp import backward_warp, backward_warp_many
 
 
 def _image(h: int = 12, w: int = 16, c: int = 3, seed: int = 0) -> torch.Tensor:
@@ -139,3 +139,15 @@ def test_synthetic_dataset_flow_reproduces_target_where_valid():
         assert err[valid].max() < 1e-4, sample["sample_id"]
         # The anchors alone, unwarped, do not match: the flows carry real motion.
         assert (sample["frames"][:2] - sample["target"]).abs().mean() > 0.01
+
+
+def test_warping_with_many_flows_equals_warping_with_each():
+    torch.manual_seed(0)
+    image = torch.rand(2, 3, 12, 10)
+    flows = torch.randn(2, 5, 2, 12, 10) * 3
+    many = backward_warp_many(image, flows)
+    assert many.shape == (2, 5, 3, 12, 10)
+    for k in range(5):
+        torch.testing.assert_close(many[:, k], backward_warp(image, flows[:, k]))
+    with pytest.raises(ValueError, match="backward_warp_many: expected image"):
+        backward_warp_many(image, flows[:1])
