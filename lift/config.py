@@ -89,6 +89,9 @@ class ModelConfig:
     # Initial reference flows: linear extrapolation of the anchor flows (default); true fits a
     # constant acceleration where both sides allow it (anchor-flow noise then grows ~t^2 far away).
     quadratic_extrapolation: bool = False
+    # Start each reference pair's refinement from a local search that aligns the two references with
+    # each other (lift.model.matching); false: from the extrapolated flows alone.
+    reference_matching: bool = True
     # Run the refinement (context) network that adds a residual to the fused frame.
     refine: bool = True
 

@@ -210,10 +210,11 @@ class ReferencePath(nn.Module):
         super().__init__()
         self.scale = scale
         self.quadratic = quadratic
-        # Input: anchor estimate (3), reference warped by the initial flow (3), time encoding (2);
-        # the initial flow (2) enters as the block's flow input. Zero output at first: the path
-        # starts as pure extrapolation and learns corrections from the reconstruction terms.
-        self.block = FlowBlock(8, scaled_channels(64, width), depth, flow_channels=2, zero_init=True)
+        # One pair of references (the k-th left and right) per call. Input: anchor estimate (3),
+        # both references warped by their initial flows (6), both time encodings (4); the initial
+        # flows (4) enter as the block's flow input. Zero output at first: the path starts as pure
+        # extrapolation and learns corrections from the reconstruction terms.
+        self.block = FlowBlock(13, scaled_channels(64, width), depth, flow_channels=4, zero_init=True)
         self.scorer = FusionScorer(scaled_channels(24, width))
         # Log-odds prior of a reference against the anchors; starts low so that an untrained
         # model fuses mostly the anchors (RIFE behaviour) and learns to trust references.

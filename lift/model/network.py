@@ -16,11 +16,16 @@ parameter shape against the official table):
 
 Reference path (present only when the window has references, window > 3; every module lives
 under ``reference.`` and nothing of the anchor path changes):
-  * For each reference, an initial flow from the target time is extrapolated from the (detached)
-    anchor flows with the reference's relative time: linear by default, constant acceleration as
-    an option (``model.quadratic_extrapolation``; it amplifies anchor-flow noise ~t^2 far away).
-  * ONE reference block, shared by every reference, refines that flow. Its output layer starts at
-    zero, so an untrained path is pure extrapolation, and its flows are trained to be *right* by a
+  * References come in pairs (the k-th left and the k-th right), refined from the nearest pair
+    outwards. Each pair starts from flows extrapolated from the pair inside it (the detached anchor
+    flows for the first) with the references' relative times: linear by default, constant
+    acceleration as an option (``model.quadratic_extrapolation``; it amplifies noise ~t^2 far away).
+  * A parameter-free search (:mod:`lift.model.matching`, ``model.reference_matching``) then aligns
+    the references with each other: the nearest pair left against right, each farther reference
+    against its aligned inner neighbour. It needs no training, so the references line up from the
+    first step even where the anchors' flows are wrong (untrained, or occluded at the anchor times).
+  * ONE pair block, shared by every pair, refines both flows. Its output layer starts at zero, so
+    an untrained path is the matched extrapolation, and its flows are trained to be *right* by a
     per-reference reconstruction term (each warped reference against the target,
     ``loss.reference_reconstruction``) besides the main loss through the fused frame.
   * A fusion scorer, shared across frames, predicts a per-pixel logit for every warped frame
@@ -32,8 +37,8 @@ under ``reference.`` and nothing of the anchor path changes):
     RIFE's mask as a prior for the anchors) gives the fusion weights.
   * The fused frame and the references' weight enter the U-Net through a zero-initialised
     adapter added to its first level, so the U-Net itself is RIFE's.
-  * Cost: the reference block works one scale coarser than the finest student block and the
-    scorer at 1/4 resolution (``python -m lift.bench model`` reports the window-15 / window-3 cost).
+  * Cost: the pair block and the search work one scale coarser than the finest student block and
+    the scorer at 1/4 resolution (``python -m lift.bench model`` reports the window-15 / window-3 cost).
 With window 3 the reference path does not exist: the network is RIFE-m, the control arm.
 The modules (IFBlock, context net, U-Net, the reference path's block and scorer) are in
 :mod:`lift.model.blocks`; this module wires them into the forward pass.
@@ -65,6 +70,7 @@ from lift.model.blocks import (
     scaled_channels,
     time_encoding,
 )
+from lift.model.matching import align_references
 from lift.model.registry import register_model
 from lift.model.warp import backward_warp
 from lift.window import WindowSpec, check_window
@@ -96,14 +102,16 @@ class LIFT(nn.Module):
 
     forward(frames [B, N, 3, H, W], times [B, N], timestep [B], target [B, 3, H, W] | None)
     -> (pred [B, 3, H, W] in [0, 1], aux dict). Frames are ordered as WindowSpec.input_offsets:
-    left anchor, right anchor, then the references in any order (their times say where they are).
+    left anchor, right anchor, the left references nearest first, then the right references
+    nearest first (the k-th left and the k-th right reference form a pair).
     """
 
     # Its model.name in the config (lift.model.registry).
     name: ClassVar[str] = "lift"
 
     def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
-                 block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True) -> None:
+                 block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True,
+                 reference_matching: bool = True) -> None:
         super().__init__()
         check_window(window, "LIFT: window")
         spec = WindowSpec(window)
@@ -117,6 +125,7 @@ class LIFT(nn.Module):
         self.width = width
         self.block_scales = scales
         self.refine = refine
+        self.reference_matching = reference_matching
         # Student blocks: the first sees anchors + timestep (7 channels); later ones also the
         # warped anchors and the mask logit (14), plus the current flow (4) inside the block.
         self.blocks = nn.ModuleList(
@@ -150,7 +159,7 @@ class LIFT(nn.Module):
         (plain values, readable by torch.load(weights_only=True)) and rebuilds the network from."""
         return {"window": int(window), "width": float(cfg.width), "block_scales": [int(s) for s in cfg.block_scales],
                 "block_depth": int(cfg.block_depth), "quadratic_extrapolation": bool(cfg.quadratic_extrapolation),
-                "refine": bool(cfg.refine)}
+                "refine": bool(cfg.refine), "reference_matching": bool(cfg.reference_matching)}
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
@@ -175,6 +184,9 @@ class LIFT(nn.Module):
                 f"got N={n} frames")
         if n < 2:
             raise ValueError(f"LIFT: need at least the 2 anchors, got N={n} frames")
+        if n % 2:
+            raise ValueError(f"LIFT: references come in pairs (the k-th left and the k-th right), got N={n} frames: "
+                             f"2 anchors and {n - 2} references")
         if tuple(times.shape) != (batch, n):
             raise ValueError(f"LIFT: times must be [B, N] = [{batch}, {n}], got {tuple(times.shape)}")
         if timestep.dim() == 0:
@@ -290,32 +302,58 @@ class LIFT(nn.Module):
     def _reference_flows(self, refs: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
                          anchor_flows: torch.Tensor, estimate: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Refined flows target->reference [B, R, 2, H, W], the extrapolated flows they start from
-        (same shape, for diagnostics) and the warped references [B, R, 3, H, W].
+        """Refined flows target->reference [B, R, 2, H, W], the flows extrapolated from the anchors
+        alone (same shape: the baseline the diagnostics compare against) and the warped references
+        [B, R, 3, H, W].
 
-        The anchor flows and the estimate enter detached: the reference path learns to use the
-        anchor path, never to bend it."""
+        The k-th left and the k-th right reference form a pair, refined from the nearest pair
+        outwards: each pair starts from the flows extrapolated from the pair inside it (the anchors
+        for the first), so an error does not grow with the distance as it would extrapolated from
+        the anchors alone; the search of lift.model.matching aligns the pair (with
+        ``reference_matching``), and the pair block compares the two references warped to the
+        target with each other as well as with the anchor estimate. Where both anchors are wrong
+        (an occlusion at the anchor times) the estimate is no guide, but the pair still agrees at
+        the right flow, as RIFE's two anchors do. The anchor flows, the estimate and each pair's
+        start enter detached: the reference path learns to use what it is given, never to bend it."""
         assert self.reference is not None
         batch, r, _, height, width = refs.shape
+        pairs = r // 2
         lo = (height // self.reference.scale, width // self.reference.scale)
-        anchor_flows = anchor_flows.detach()
         # Everything before the final warp runs at the reference block's resolution: the
-        # extrapolation is linear in the anchor flows, so it commutes with bilinear resizing, and
-        # R full-resolution copies of the block inputs would dominate the cost of the path.
-        anchors_lo = resize_flow(anchor_flows.flatten(1, 2), lo).view(batch, 2, 2, *lo)
-        init = extrapolate_flows(anchors_lo, ref_times, timestep, quadratic=self.reference.quadratic)
+        # extrapolation is linear in the flows, so it commutes with bilinear resizing, and R
+        # full-resolution copies of the block inputs would dominate the cost of the path.
+        known = resize_flow(anchor_flows.detach().flatten(1, 2), lo).view(batch, 2, 2, *lo)
+        known_times: torch.Tensor | None = None  # the anchors
         limit = MAX_EXTRAPOLATED_FLOW * max(lo)
-        init = init.clamp(-limit, limit).reshape(batch * r, 2, *lo)
-        refs_flat = refs.reshape(batch * r, 3, height, width)
-        warped_init = backward_warp(resize(refs_flat, lo), init).to(refs.dtype)
-        delta = (ref_times - timestep[:, None]).to(refs.dtype)
-        tenc = time_encoding(delta).reshape(batch * r, 2, 1, 1).expand(-1, -1, *lo)
-        est = resize(estimate.detach(), lo).unsqueeze(1).expand(-1, r, -1, -1, -1).reshape(batch * r, 3, *lo)
-        d_flow, _ = self.reference.block(torch.cat((est, warped_init, tenc), 1), init, 1)
-        refined = resize_flow(init + d_flow, (height, width))
-        warped = backward_warp(refs_flat, refined).to(refs.dtype)
-        init_full = resize_flow(init, (height, width))
-        return (refined.view(batch, r, 2, height, width), init_full.view(batch, r, 2, height, width),
+        quadratic = self.reference.quadratic
+        baseline = extrapolate_flows(known, ref_times, timestep, quadratic=quadratic).clamp(-limit, limit)
+        refs_lo = resize(refs.flatten(0, 1), lo).unflatten(0, (batch, r))
+        est = resize(estimate.detach(), lo)
+        refined = []
+        inner: torch.Tensor | None = None  # the inner pair's references aligned to the target
+        for k in range(pairs):
+            index = [k, pairs + k]
+            pair_times = ref_times[:, index]
+            init = extrapolate_flows(known, pair_times, timestep, quadratic=quadratic,
+                                     source_times=known_times).clamp(-limit, limit)  # [B, 2, 2, h, w]
+            if self.reference_matching:
+                init = align_references(refs_lo[:, index], init, pair_times - timestep[:, None], inner)
+            warped_init = backward_warp(refs_lo[:, index].flatten(0, 1), init.flatten(0, 1)).to(refs.dtype)
+            delta = (pair_times - timestep[:, None]).to(refs.dtype)
+            tenc = time_encoding(delta).reshape(batch, 4, 1, 1).expand(-1, -1, *lo)
+            x = torch.cat((est, warped_init.unflatten(0, (batch, 2)).flatten(1, 2), tenc), 1)
+            d_flow, _ = self.reference.block(x, init.flatten(1, 2), 1)
+            flow = (init.flatten(1, 2) + d_flow).view(batch, 2, 2, *lo)
+            refined.append(flow)
+            known, known_times = flow.detach(), pair_times
+            if self.reference_matching:
+                inner = backward_warp(refs_lo[:, index].flatten(0, 1), known.flatten(0, 1)).unflatten(0, (batch, 2))
+        # Back to the input order: left references k = 1..K, then right references k = 1..K.
+        flows_lo = torch.cat([f[:, :1] for f in refined] + [f[:, 1:] for f in refined], 1)
+        flows = resize_flow(flows_lo.flatten(0, 1), (height, width))
+        warped = backward_warp(refs.flatten(0, 1), flows).to(refs.dtype)
+        baseline = resize_flow(baseline.flatten(0, 1), (height, width))
+        return (flows.view(batch, r, 2, height, width), baseline.view(batch, r, 2, height, width),
                 warped.view(batch, r, 3, height, width))
 
     def _fusion_weights(self, warped: torch.Tensor, flows: torch.Tensor, times: torch.Tensor,
@@ -362,22 +400,26 @@ class LIFT(nn.Module):
 
 
 def extrapolate_flows(anchor_flows: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
-                      quadratic: bool = False) -> torch.Tensor:
-    """Flows target->reference [B, R, 2, H, W] from the anchor flows [B, 2, 2, H, W].
+                      quadratic: bool = False, source_times: torch.Tensor | None = None) -> torch.Tensor:
+    """Flows target->reference [B, R, 2, H, W] from two known flows [B, 2, 2, H, W].
 
-    The target sits at time `timestep` (tau), the anchors at 0 and 1, the references at
-    `ref_times` [B, R]. Linear: constant velocity through the target, from the flow to the anchor
-    on the reference's side (d(dt) = d_side * dt / (side_time - tau)). Quadratic: constant
-    acceleration fitted through the target (zero displacement) and both anchor flows,
-    d(dt) = v dt + p dt^2; it needs an anchor on each side of the target at a usable distance,
+    The target sits at time `timestep` (tau), the known flows point to the frames at
+    `source_times` [B, 2] (one before and one after the target; default the anchors, 0 and 1), the
+    references at `ref_times` [B, R]. Linear: constant velocity through the target, from the known
+    flow on the reference's side (d(dt) = d_side * dt / (side_time - tau)). Quadratic: constant
+    acceleration fitted through the target (zero displacement) and both known flows,
+    d(dt) = v dt + p dt^2; it needs a known frame on each side of the target at a usable distance,
     so samples whose timestep is within QUADRATIC_MIN_TIMESTEP of an anchor fall back to linear.
     """
     tau = timestep.to(anchor_flows.dtype).view(-1, 1)
+    if source_times is None:
+        source_times = torch.cat((torch.zeros_like(tau), torch.ones_like(tau)), 1)
+    source_times = source_times.to(anchor_flows.dtype)
     d0 = anchor_flows[:, 0].unsqueeze(1)  # [B, 1, 2, H, W]
     d1 = anchor_flows[:, 1].unsqueeze(1)
     delta = ref_times.to(anchor_flows.dtype) - tau  # [B, R]
-    a0 = -tau  # time of the left anchor relative to the target (< 0)
-    a1 = 1 - tau
+    a0 = source_times[:, :1] - tau  # time of the left known frame relative to the target (< 0)
+    a1 = source_times[:, 1:] - tau
     shape = (*delta.shape, 1, 1, 1)
     left = (delta < 0).view(shape)
     safe_a0 = torch.where(a0.abs() < 1e-6, torch.full_like(a0, -1e-6), a0)
@@ -385,10 +427,10 @@ def extrapolate_flows(anchor_flows: torch.Tensor, ref_times: torch.Tensor, times
     linear = torch.where(left, d0 * (delta / safe_a0).view(shape), d1 * (delta / safe_a1).view(shape))
     if not quadratic:
         return linear
-    # v*a0 + p*a0^2 = d0 and v*a1 + p*a1^2 = d1, with a1 - a0 = 1.
-    ok = (tau.view(-1) > QUADRATIC_MIN_TIMESTEP) & (tau.view(-1) < 1 - QUADRATIC_MIN_TIMESTEP)
+    # v*a0 + p*a0^2 = d0 and v*a1 + p*a1^2 = d1.
+    ok = (a0.abs().view(-1) > QUADRATIC_MIN_TIMESTEP) & (a1.abs().view(-1) > QUADRATIC_MIN_TIMESTEP)
     a0v, a1v = safe_a0.view(-1, 1, 1, 1, 1), safe_a1.view(-1, 1, 1, 1, 1)
-    p = (d1 * a0v - d0 * a1v) / (a0v * a1v)
+    p = (d1 * a0v - d0 * a1v) / (a0v * a1v * (a1v - a0v))
     v = (d0 - p * a0v ** 2) / a0v
     dt = delta.view(shape)
     quad = v * dt + p * dt ** 2

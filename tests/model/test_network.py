@@ -192,6 +192,22 @@ def test_extrapolation_is_exact_for_constant_velocity(quadratic, tau):
     torch.testing.assert_close(out[0, :, :, 0, 0], expected)
 
 
+@pytest.mark.parametrize("quadratic", [False, True])
+def test_extrapolation_from_an_inner_pair_of_references(quadratic):
+    # The reference cascade extrapolates from the refined pair inside (here at times -1 and 2).
+    tau, vel, acc = 0.5, torch.tensor([1.5, 2.0]), torch.tensor([0.4, -0.6])
+
+    def disp(dt: float) -> torch.Tensor:
+        return vel * dt + (0.5 * acc * dt ** 2 if quadratic else 0.0)
+
+    inner = _anchor_flows(disp(-1 - tau), disp(2 - tau))
+    ref_times = torch.tensor([[-2.5, 3.5]])
+    out = extrapolate_flows(inner, ref_times, torch.tensor([tau]), quadratic=quadratic,
+                            source_times=torch.tensor([[-1.0, 2.0]]))
+    expected = torch.stack([disp(t - tau) for t in ref_times[0].tolist()])
+    torch.testing.assert_close(out[0, :, :, 0, 0], expected)
+
+
 def test_quadratic_extrapolation_fits_constant_acceleration():
     tau = 0.5
     vel, acc = torch.tensor([2.0, 1.0]), torch.tensor([4.0, -2.0])
@@ -231,3 +247,40 @@ def test_distillation_only_where_teacher_is_better():
     better.backward()
     assert student_flow.grad is not None and student_flow.grad.abs().sum() > 0
     assert teacher_flow.grad is None  # the teacher is the reference, not pulled towards the student
+
+
+def test_references_come_in_pairs(make_batch):
+    model = build_model(TINY, 7).eval()
+    frames, times, timestep, _ = make_batch(7)
+    with pytest.raises(ValueError, match="references come in pairs"):
+        model(frames[:, :5], times[:, :5], timestep)
+
+
+@pytest.mark.parametrize("matching", [True, False])
+# Diagonal motions: their pair displacement is even on the search's grid (lift.model.matching's
+# "known limit": (1, 2) or (-3, 1) px/frame are not found from an untrained model's start).
+@pytest.mark.parametrize("velocity", [(2, -2), (-2, 2), (2, 2)])
+def test_an_untrained_reference_path_is_aligned_by_the_matching(make_window, matching, velocity):
+    # Untrained anchor flows are off by pixels, and the flows extrapolated from them by several
+    # times that far away; the pair matching and the cascade bring the references closer before
+    # any training (the learned block starts at zero, so the refined flow is the matched one).
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=0.25, block_depth=1, reference_matching=matching), 15).eval()
+    win = make_window(15, size=(64, 64), velocity=velocity)
+    with torch.no_grad():
+        _, aux = model(win.frames[None], win.times[None], win.timestep[None])
+
+    def epe(index: list[int]) -> tuple[float, float]:
+        """(refined, extrapolated) end-point error of the inputs `index` where they see the target."""
+        gt, valid = win.flow_gt[index], win.valid[index]
+        errors = [((flows - gt).norm(dim=1, keepdim=True) * valid).sum() / valid.sum()
+                  for flows in (aux["flows"][0, index], aux["reference_init_flows"][0, [i - 2 for i in index]])]
+        return float(errors[0]), float(errors[1])
+
+    nearest, farthest = epe([2, 8]), epe([7, 13])  # 2 and 7 source frames from the target
+    if matching:
+        assert nearest[0] < nearest[1]
+        assert farthest[0] < 0.5 * farthest[1]
+    else:
+        assert nearest[0] == pytest.approx(nearest[1], abs=1e-4)
+        assert farthest[0] == pytest.approx(farthest[1], abs=1e-4)
