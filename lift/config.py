@@ -110,8 +110,9 @@ class LossConfig:
     # be right wherever a reference sees the target, independently of its fusion weight.
     reference_reconstruction: float = 1.0
     # Laplacian-pyramid L1 of the anchors' own mask-fused estimate (window > 3 only): keeps the
-    # anchor path trained as in window 3 when the references take fusion weight. 0 = off.
-    anchor_reconstruction: float = 0.0
+    # anchor path trained as in window 3 when the references take fusion weight (without it the
+    # anchor flows can degrade, and every reference start extrapolated from them). 0 = off.
+    anchor_reconstruction: float = 1.0
     pyramid_levels: int = 5
 
 

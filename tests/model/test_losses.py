@@ -10,7 +10,7 @@ from lift.model import LIFTLoss, build_model
 from lift.model.losses import census_loss, laplacian_l1, laplacian_pyramid, smoothness_loss
 
 ALL_OFF = dict(reconstruction=1.0, teacher=0.0, distillation=0.0, lpips=0.0, census=0.0, smoothness=0.0,
-               reference_reconstruction=0.0)
+               reference_reconstruction=0.0, anchor_reconstruction=0.0)
 
 
 def _images(seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,12 +73,13 @@ def _forward(window: int = 3, target_given: bool = True):
 def test_total_is_the_weighted_sum_and_zero_weights_skip_terms():
     pred, aux, target = _forward(5)
     cfg = LossConfig(reconstruction=1.0, teacher=0.5, distillation=0.01, census=0.2, smoothness=0.3,
-                     reference_reconstruction=0.7)
+                     reference_reconstruction=0.7, anchor_reconstruction=0.4)
     total, parts = LIFTLoss(cfg)(pred, aux, target)
     assert set(parts) == {"reconstruction", "teacher", "distillation", "census", "smoothness",
-                          "reference_reconstruction"}
+                          "reference_reconstruction", "anchor_reconstruction"}
     expected = (parts["reconstruction"] + 0.5 * parts["teacher"] + 0.01 * parts["distillation"]
-                + 0.2 * parts["census"] + 0.3 * parts["smoothness"] + 0.7 * parts["reference_reconstruction"])
+                + 0.2 * parts["census"] + 0.3 * parts["smoothness"] + 0.7 * parts["reference_reconstruction"]
+                + 0.4 * parts["anchor_reconstruction"])
     torch.testing.assert_close(total, expected)
     assert all(v.dim() == 0 and torch.isfinite(v) and v > 0 for v in parts.values())
     total, parts = LIFTLoss(LossConfig(**ALL_OFF))(pred, aux, target)
