@@ -4,9 +4,10 @@ Trains window 3 and window 15 from the same seed on the ``known_answer`` dataset
 ``lift/data/known_answer.py``: a background panning 2.5-4.3 px per frame, an occluder present at
 the two anchor frames only) at the smoke model size, then evaluates both on held-out sources:
 PSNR over the whole frame and inside the hidden region (what neither anchor shows), the references'
-fusion share inside and outside the hidden region, and the end-point error of the window-15
-reference flows against the exact flow, refined and as extrapolated, for the nearest and the
-farthest reference (over pixels that reference shows and that the anchors show too).
+fusion share inside and outside the hidden region and where both anchors show the pixel, and the
+end-point error of the window-15 reference flows against the exact flow, refined and as
+extrapolated from the anchors, for the nearest and the farthest reference (over pixels that
+reference shows, outside and inside the hidden region).
 
     python -m lift.bench context [--variant informative|uninformative|both] [--seeds 0,1,2] [--json F]
 """
@@ -29,7 +30,7 @@ from lift.train import Trainer, build_components, build_datasets, forward_batch,
 
 WINDOWS = (3, 15)
 VARIANTS = ("informative", "uninformative")
-STEPS = 400
+STEPS = 300
 QUICK_STEPS = 3
 
 
@@ -122,12 +123,15 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
             share = weights[:, 2:].sum(1) if weights.shape[1] > 2 else torch.zeros_like(hidden)
             add("share_hidden", _masked_mean(share, hidden))
             add("share_outside", _masked_mean(share, 1 - hidden))
+            # Where both anchors show the target pixel: the anchors alone suffice there.
+            both = batch["valid"][:, 0] * batch["valid"][:, 1]
+            add("share_both_anchors", _masked_mean(share, both))
             if "reference_init_flows" in aux:
                 _add_epe(add, aux, batch, hidden)
     out: dict[str, Any] = {"psnr": sum(psnrs) / len(psnrs), "samples": len(psnrs)}
     mse_hidden = sums["mse_hidden"][0] / max(sums["mse_hidden"][1], 1.0)
     out["psnr_hidden"] = float(-10.0 * torch.log10(torch.tensor(mse_hidden)))
-    for key in ("share_hidden", "share_outside"):
+    for key in ("share_hidden", "share_outside", "share_both_anchors"):
         out[key] = sums[key][0] / max(sums[key][1], 1.0)
     for key, (num, den) in sums.items():
         if key.startswith("epe_"):
@@ -136,17 +140,20 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
 
 
 def _add_epe(add: Any, aux: dict[str, Any], batch: dict[str, Any], hidden: torch.Tensor) -> None:
-    """EPE of the nearest and the farthest reference's flow (refined and extrapolated) against the
-    exact flow, where the reference shows the target pixel and the anchors suffice (not hidden)."""
+    """EPE of the nearest and the farthest reference's flow (refined, and extrapolated from the
+    anchors) against the exact flow, where the reference shows the target pixel: outside the
+    hidden region (``epe_<ref>_<kind>``, where the anchors suffice) and inside it
+    (``epe_<ref>_<kind>_hidden``, where the anchors show the occluder and only the references help)."""
     times, timestep = batch["times"][:, 2:], batch["timestep"]
     distance = (times - timestep[:, None]).abs()
     gt, valid = batch["flow_gt"][:, 2:], batch["valid"][:, 2:]
     rows = torch.arange(times.shape[0], device=times.device)
     for name, index in (("nearest", distance.argmin(1)), ("farthest", distance.argmax(1))):
-        mask = valid[rows, index] * (1 - hidden)
-        for kind, flows in (("refined", aux["flows"][:, 2:]), ("extrapolated", aux["reference_init_flows"])):
-            err = (flows[rows, index] - gt[rows, index]).norm(dim=1, keepdim=True)
-            add(f"epe_{name}_{kind}", _masked_mean(err, mask))
+        for region, inside in (("", 1 - hidden), ("_hidden", hidden)):
+            mask = valid[rows, index] * inside
+            for kind, flows in (("refined", aux["flows"][:, 2:]), ("extrapolated", aux["reference_init_flows"])):
+                err = (flows[rows, index] - gt[rows, index]).norm(dim=1, keepdim=True)
+                add(f"epe_{name}_{kind}{region}", _masked_mean(err, mask))
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -196,6 +203,7 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds_gain_ge_2db": int((gains >= 2.0).sum()),
             "share_hidden_mean": sum(r["share_hidden"] for r in rows) / len(rows),
             "share_outside_mean": sum(r["share_outside"] for r in rows) / len(rows),
+            "share_both_anchors_mean": sum(r["share_both_anchors"] for r in rows) / len(rows),
         })
     return out
 
@@ -209,6 +217,7 @@ def _record(variant: str, seed: int, steps: int, args: argparse.Namespace, devic
         "psnr_w3": w3["psnr"], "psnr_w15": w15["psnr"], "gain_db": w15["psnr"] - w3["psnr"],
         "psnr_hidden_w3": w3["psnr_hidden"], "psnr_hidden_w15": w15["psnr_hidden"],
         "share_hidden": w15["share_hidden"], "share_outside": w15["share_outside"],
+        "share_both_anchors": w15["share_both_anchors"],
     }
     for key in sorted(k for k in w15 if k.startswith("epe_")):
         rec[key] = w15[key]

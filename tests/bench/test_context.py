@@ -21,11 +21,14 @@ def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: py
         assert rec["bench"] == "context" and rec["steps"] == 3 and rec["test_samples"] == 4
         assert rec["gain_db"] == pytest.approx(rec["psnr_w15"] - rec["psnr_w3"])
         assert 0.0 < rec["share_hidden"] < 1.0 and 0.0 < rec["share_outside"] < 1.0
+        assert 0.0 < rec["share_both_anchors"] < 1.0
         assert rec["train_s_w3"] > 0 and rec["train_s_w15"] > 0
     informative = records[0]
     for ref in ("nearest", "farthest"):
-        refined, extrapolated = informative[f"epe_{ref}_refined"], informative[f"epe_{ref}_extrapolated"]
-        assert math.isfinite(refined) and math.isfinite(extrapolated)
+        for region in ("", "_hidden"):  # where the anchors suffice, and where only the references help
+            refined = informative[f"epe_{ref}_refined{region}"]
+            extrapolated = informative[f"epe_{ref}_extrapolated{region}"]
+            assert math.isfinite(refined) and math.isfinite(extrapolated)
     # Unrelated references have no exact flow: no EPE for the uninformative variant.
     assert records[1]["epe_nearest_refined"] is None
     printed = capsys.readouterr().out
@@ -35,9 +38,10 @@ def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: py
 def test_summary_over_seeds_counts_the_seeds_that_reach_2db() -> None:
     from lift.bench.context import summarize
 
-    rows = [{"bench": "context", "variant": "informative", "gain_db": g, "share_hidden": 0.6, "share_outside": 0.1}
-            for g in (1.0, 2.5, 3.5)]
+    rows = [{"bench": "context", "variant": "informative", "gain_db": g, "share_hidden": 0.6, "share_outside": 0.1,
+             "share_both_anchors": b} for g, b in ((1.0, 0.1), (2.5, 0.2), (3.5, 0.3))]
     (summary,) = summarize(rows)
+    assert summary["share_both_anchors_mean"] == pytest.approx(0.2)
     assert summary["seeds"] == 3 and summary["seeds_gain_ge_2db"] == 2
     assert summary["gain_db_mean"] == pytest.approx(7.0 / 3)
     assert summary["gain_db_sd"] == pytest.approx(statistics.stdev([1.0, 2.5, 3.5]))
