@@ -37,7 +37,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lift.model.warp import backward_warp_many
+from lift.model.warp import backward_warp_many, samples_inside
 
 # Search radius in pixels of each level, coarse to fine: level 0 runs at half the resolution of
 # the given frames (its radius counts twice), the last at the given resolution.
@@ -71,18 +71,9 @@ def _offsets(radius: int, device: torch.device, dtype: torch.dtype) -> torch.Ten
     return torch.stack((gx.flatten(), gy.flatten()), 1)
 
 
-def _inside(flow: torch.Tensor) -> torch.Tensor:
-    """[B, 1, H, W]: 1 where the backward flow [B, 2, H, W] samples inside the frame."""
-    height, width = flow.shape[-2:]
-    ys = torch.arange(height, device=flow.device, dtype=flow.dtype).view(1, height, 1)
-    xs = torch.arange(width, device=flow.device, dtype=flow.dtype).view(1, 1, width)
-    x, y = xs + flow[:, 0], ys + flow[:, 1]
-    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1).to(flow.dtype)
-
-
 def _both_inside(flows: torch.Tensor) -> torch.Tensor:
     """[B, 1, H, W] bool: where both flows of a pair [B, 2, 2, H, W] sample inside their frames."""
-    return _inside(flows[:, 0]) * _inside(flows[:, 1]) > 0
+    return samples_inside(flows[:, 0]) * samples_inside(flows[:, 1]) > 0
 
 
 def matching_cost(moving: torch.Tensor, other: torch.Tensor, flows_moving: torch.Tensor, flows_other: torch.Tensor
@@ -95,8 +86,8 @@ def matching_cost(moving: torch.Tensor, other: torch.Tensor, flows_moving: torch
     a flow that is right)."""
     batch, k, _, height, width = flows_moving.shape
     diff = (backward_warp_many(moving, flows_moving) - backward_warp_many(other, flows_other)).abs().mean(2)
-    inside_other = _inside(flows_other.flatten(0, 1)).view(batch, -1, height, width)
-    inside = _inside(flows_moving.flatten(0, 1)).view(batch, k, height, width) * inside_other
+    inside_other = samples_inside(flows_other.flatten(0, 1)).view(batch, -1, height, width)
+    inside = samples_inside(flows_moving.flatten(0, 1)).view(batch, k, height, width) * inside_other
     pooled = _box_mean(diff * inside, 3) / _box_mean(inside, 3).clamp(min=1e-6)
     return torch.where(inside > 0, pooled, torch.full_like(pooled, OUT_OF_FRAME_COST))
 
@@ -134,7 +125,8 @@ def match_flows(moving: torch.Tensor, other: torch.Tensor, flows: torch.Tensor, 
         raise ValueError(f"match_flows: expected flows [B, 2, 2, H, W] matching the frames "
                          f"{tuple(moving.shape)}, got {tuple(flows.shape)}")
     dtype = flows.dtype
-    moving, other, out = moving.float(), other.float(), flows.float()
+    moving, other, start = moving.float(), other.float(), flows.float()
+    out = start
     ratio = None if ratio is None else ratio.float()
     height, width = moving.shape[-2:]
     for level, radius in enumerate(radii):
@@ -150,7 +142,7 @@ def match_flows(moving: torch.Tensor, other: torch.Tensor, flows: torch.Tensor, 
         correction = (small - small_flows).flatten(1, 2) * factor
         out = out + F.interpolate(correction, size=(height, width), mode="bilinear",
                                   align_corners=False).view_as(out)
-    return _keep_or_correct(moving, other, flows.float(), out).to(dtype)
+    return _keep_or_correct(moving, other, start, out).to(dtype)
 
 
 def _keep_or_correct(moving: torch.Tensor, other: torch.Tensor, start: torch.Tensor, found: torch.Tensor
@@ -205,7 +197,7 @@ def align_references(pair: torch.Tensor, flows: torch.Tensor, delta: torch.Tenso
     if inner is None:
         ratio = delta[:, 1] / delta[:, 0]
         found = [match_flows(pair[:, 0], pair[:, 1], start, ratio) for start in (flows, torch.zeros_like(flows))]
-        return _better_of(pair[:, 0].float(), pair[:, 1].float(), found[0].float(), found[1].float()).to(flows.dtype)
+        return _better_of(pair[:, 0], pair[:, 1], *found)
     fixed = torch.zeros_like(flows.flatten(0, 1))
     out = match_flows(pair.flatten(0, 1), inner.flatten(0, 1), torch.stack((flows.flatten(0, 1), fixed), 1),
                       None, radii=STEP_RADII)

@@ -333,21 +333,21 @@ class LIFT(nn.Module):
         inner: torch.Tensor | None = None  # the inner pair's references aligned to the target
         for k in range(pairs):
             index = [k, pairs + k]
-            pair_times = ref_times[:, index]
+            pair, pair_times = refs_lo[:, index], ref_times[:, index]
+            delta = pair_times - timestep[:, None]
             init = extrapolate_flows(known, pair_times, timestep, quadratic=quadratic,
                                      source_times=known_times).clamp(-limit, limit)  # [B, 2, 2, h, w]
             if self.reference_matching:
-                init = align_references(refs_lo[:, index], init, pair_times - timestep[:, None], inner)
-            warped_init = backward_warp(refs_lo[:, index].flatten(0, 1), init.flatten(0, 1)).to(refs.dtype)
-            delta = (pair_times - timestep[:, None]).to(refs.dtype)
-            tenc = time_encoding(delta).reshape(batch, 4, 1, 1).expand(-1, -1, *lo)
+                init = align_references(pair, init, delta, inner)
+            warped_init = backward_warp(pair.flatten(0, 1), init.flatten(0, 1)).to(refs.dtype)
+            tenc = time_encoding(delta.to(refs.dtype)).reshape(batch, 4, 1, 1).expand(-1, -1, *lo)
             x = torch.cat((est, warped_init.unflatten(0, (batch, 2)).flatten(1, 2), tenc), 1)
             d_flow, _ = self.reference.block(x, init.flatten(1, 2), 1)
             flow = (init.flatten(1, 2) + d_flow).view(batch, 2, 2, *lo)
             refined.append(flow)
             known, known_times = flow.detach(), pair_times
             if self.reference_matching:
-                inner = backward_warp(refs_lo[:, index].flatten(0, 1), known.flatten(0, 1)).unflatten(0, (batch, 2))
+                inner = backward_warp(pair.flatten(0, 1), known.flatten(0, 1)).unflatten(0, (batch, 2))
         # Back to the input order: left references k = 1..K, then right references k = 1..K.
         flows_lo = torch.cat([f[:, :1] for f in refined] + [f[:, 1:] for f in refined], 1)
         flows = resize_flow(flows_lo.flatten(0, 1), (height, width))

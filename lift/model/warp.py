@@ -81,5 +81,14 @@ def backward_warp_many(image: torch.Tensor, flows: torch.Tensor) -> torch.Tensor
     return out.view(batch, -1, k, height, width).transpose(1, 2)
 
 
+def samples_inside(flow: torch.Tensor) -> torch.Tensor:
+    """[B, 1, H, W] in the flow's dtype: 1 where the backward flow [B, 2, H, W] samples inside the
+    frame, 0 where backward_warp would repeat the border instead."""
+    height, width = flow.shape[-2:]
+    pos = _base_grid(height, width, flow.device, flow.dtype) + flow
+    x, y = pos[:, 0], pos[:, 1]
+    return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1).to(flow.dtype)
+
+
 def _sample(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)

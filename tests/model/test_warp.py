@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from lift.model.warp import backward_warp, backward_warp_many
+from lift.model.warp import backward_warp, backward_warp_many, samples_inside
 
 
 def _image(h: int = 12, w: int = 16, c: int = 3, seed: int = 0) -> torch.Tensor:
@@ -151,3 +151,11 @@ def test_warping_with_many_flows_equals_warping_with_each():
         torch.testing.assert_close(many[:, k], backward_warp(image, flows[:, k]))
     with pytest.raises(ValueError, match="backward_warp_many: expected image"):
         backward_warp_many(image, flows[:1])
+
+
+def test_samples_inside_marks_where_the_warp_would_repeat_the_border():
+    flow = torch.zeros(1, 2, 4, 5)
+    flow[0, 0] = 2.0  # every pixel samples 2 px to the right
+    inside = samples_inside(flow)
+    assert inside.shape == (1, 1, 4, 5)
+    torch.testing.assert_close(inside[0, 0], torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0]]).expand(4, 5))
