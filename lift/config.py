@@ -109,9 +109,10 @@ class LossConfig:
     # L1 of every warped reference against the target (window > 3): trains the reference flows to
     # be right wherever a reference sees the target, independently of its fusion weight.
     reference_reconstruction: float = 1.0
-    # Laplacian-pyramid L1 of the anchors' own mask-fused estimate (window > 3 only): keeps the
-    # anchor path trained as in window 3 when the references take fusion weight (without it the
-    # anchor flows can degrade, and every reference start extrapolated from them). 0 = off.
+    # Laplacian-pyramid L1 of the anchors' own mask-fused estimate, before references and U-Net,
+    # for every window: keeps the anchor path trained when the references take fusion weight
+    # (without it the anchor flows can degrade, and every reference start extrapolated from them),
+    # and window 3 gets it too so that all arms share one objective. Not in RIFE's loss; 0 = off.
     anchor_reconstruction: float = 1.0
     pyramid_levels: int = 5
 

@@ -9,8 +9,8 @@ Terms (weights in ``LossConfig``; a weight of 0 skips the computation and the co
   smoothness      edge-aware first-order smoothness of every flow in ``aux["flows"]``
   reference_reconstruction  the model's ``aux["reference_recon_loss"]``: L1 of each warped
                   reference against the target (window > 3 only; trains the reference flows)
-  anchor_reconstruction  Laplacian-pyramid L1 of the anchors' mask-fused estimate (window > 3
-                  only; off by default)
+  anchor_reconstruction  Laplacian-pyramid L1 of the anchors' mask-fused estimate, before any
+                  reference and the refinement U-Net (every window, so all arms share one objective)
 Teacher and distillation terms need the teacher outputs, which exist only when the model was
 called with the target; without them (inference) those two terms are skipped.
 All terms are computed in float32 with autocast disabled, whatever precision the model ran in.
@@ -159,8 +159,9 @@ class LIFTLoss(nn.Module):
                     raise KeyError("LIFTLoss: loss.smoothness > 0 needs aux['flows'] from the model")
                 terms["smoothness"] = smoothness_loss(aux["flows"].float(), target)
                 weights["smoothness"] = cfg.smoothness
-            if cfg.anchor_reconstruction > 0 and "reference_recon_loss" in aux:
-                # Only models with references: for window 3 the estimate is the fused frame.
+            if cfg.anchor_reconstruction > 0:
+                # Every window: were it window > 3 only, window 3 would train on another objective
+                # and a study would compare objectives, not context lengths.
                 terms["anchor_reconstruction"] = laplacian_l1(aux["student_preds"][-1].float(), target,
                                                               cfg.pyramid_levels)
                 weights["anchor_reconstruction"] = cfg.anchor_reconstruction
