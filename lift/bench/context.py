@@ -4,7 +4,8 @@ Trains window 3 and window 15 from the same seed on the ``known_answer`` dataset
 ``lift/data/known_answer.py``: a background panning 2.5-4.3 px per frame, an occluder present at
 the two anchor frames only) at the smoke model size, then evaluates both on held-out sources:
 PSNR over the whole frame and inside the hidden region (what neither anchor shows), the references'
-fusion share inside and outside the hidden region and where both anchors show the pixel, and the
+fusion share inside and outside the hidden region, where both anchors show the pixel and where both
+anchor flows are also within ``ANCHOR_RIGHT_PX`` of the exact flow (the anchors suffice), and the
 end-point error of the window-15 reference flows against the exact flow, refined and as
 extrapolated from the anchors, for the nearest and the farthest reference (over pixels that
 reference shows, outside and inside the hidden region).
@@ -32,6 +33,9 @@ WINDOWS = (3, 15)
 VARIANTS = ("informative", "uninformative")
 STEPS = 300
 QUICK_STEPS = 3
+# An anchor flow this close to the exact flow samples the right pixel up to bilinear blur: where
+# both are, the anchors suffice and the references have nothing to add.
+ANCHOR_RIGHT_PX = 1.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -126,13 +130,19 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
             # Where both anchors show the target pixel: the anchors alone suffice there.
             both = batch["valid"][:, 0] * batch["valid"][:, 1]
             add("share_both_anchors", _masked_mean(share, both))
+            anchor_epe = (aux["flows"][:, :2] - batch["flow_gt"][:, :2]).norm(dim=2)  # [B, 2, H, W]
+            right = both * (1 - hidden) * (anchor_epe.amax(1, keepdim=True) < ANCHOR_RIGHT_PX)
+            add("share_anchors_right", _masked_mean(share, right))
+            add("anchors_right_fraction", (float(right.sum()), float(right.numel())))
             if "reference_init_flows" in aux:
                 _add_epe(add, aux, batch, hidden)
     out: dict[str, Any] = {"psnr": sum(psnrs) / len(psnrs), "samples": len(psnrs)}
     mse_hidden = sums["mse_hidden"][0] / max(sums["mse_hidden"][1], 1.0)
     out["psnr_hidden"] = float(-10.0 * torch.log10(torch.tensor(mse_hidden)))
-    for key in ("share_hidden", "share_outside", "share_both_anchors"):
-        out[key] = sums[key][0] / max(sums[key][1], 1.0)
+    for key in ("share_hidden", "share_outside", "share_both_anchors", "share_anchors_right",
+                "anchors_right_fraction"):
+        num, den = sums[key]
+        out[key] = num / den if den else None  # None: no such pixel (e.g. no anchor flow right yet)
     for key, (num, den) in sums.items():
         if key.startswith("epe_"):
             out[key] = num / den if den else None
@@ -204,8 +214,14 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "share_hidden_mean": sum(r["share_hidden"] for r in rows) / len(rows),
             "share_outside_mean": sum(r["share_outside"] for r in rows) / len(rows),
             "share_both_anchors_mean": sum(r["share_both_anchors"] for r in rows) / len(rows),
+            "share_anchors_right_mean": _mean_of_known(r["share_anchors_right"] for r in rows),
         })
     return out
+
+
+def _mean_of_known(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 def _record(variant: str, seed: int, steps: int, args: argparse.Namespace, device: torch.device,
@@ -217,7 +233,9 @@ def _record(variant: str, seed: int, steps: int, args: argparse.Namespace, devic
         "psnr_w3": w3["psnr"], "psnr_w15": w15["psnr"], "gain_db": w15["psnr"] - w3["psnr"],
         "psnr_hidden_w3": w3["psnr_hidden"], "psnr_hidden_w15": w15["psnr_hidden"],
         "share_hidden": w15["share_hidden"], "share_outside": w15["share_outside"],
-        "share_both_anchors": w15["share_both_anchors"],
+        "share_both_anchors": w15["share_both_anchors"], "share_anchors_right": w15["share_anchors_right"],
+        "anchors_right_fraction_w3": w3["anchors_right_fraction"],
+        "anchors_right_fraction_w15": w15["anchors_right_fraction"],
     }
     for key in sorted(k for k in w15 if k.startswith("epe_")):
         rec[key] = w15[key]

@@ -22,6 +22,9 @@ def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: py
         assert rec["gain_db"] == pytest.approx(rec["psnr_w15"] - rec["psnr_w3"])
         assert 0.0 < rec["share_hidden"] < 1.0 and 0.0 < rec["share_outside"] < 1.0
         assert 0.0 < rec["share_both_anchors"] < 1.0
+        # After 3 steps no anchor flow may be right yet: then there is no such pixel to average over.
+        assert rec["share_anchors_right"] is None or 0.0 < rec["share_anchors_right"] < 1.0
+        assert 0.0 <= rec["anchors_right_fraction_w3"] <= 1.0 and 0.0 <= rec["anchors_right_fraction_w15"] <= 1.0
         assert rec["train_s_w3"] > 0 and rec["train_s_w15"] > 0
     informative = records[0]
     for ref in ("nearest", "farthest"):
@@ -39,9 +42,11 @@ def test_summary_over_seeds_counts_the_seeds_that_reach_2db() -> None:
     from lift.bench.context import summarize
 
     rows = [{"bench": "context", "variant": "informative", "gain_db": g, "share_hidden": 0.6, "share_outside": 0.1,
-             "share_both_anchors": b} for g, b in ((1.0, 0.1), (2.5, 0.2), (3.5, 0.3))]
+             "share_both_anchors": b, "share_anchors_right": r}
+            for g, b, r in ((1.0, 0.1, None), (2.5, 0.2, 0.05), (3.5, 0.3, 0.15))]
     (summary,) = summarize(rows)
     assert summary["share_both_anchors_mean"] == pytest.approx(0.2)
+    assert summary["share_anchors_right_mean"] == pytest.approx(0.1)  # over the seeds that have such pixels
     assert summary["seeds"] == 3 and summary["seeds_gain_ge_2db"] == 2
     assert summary["gain_db_mean"] == pytest.approx(7.0 / 3)
     assert summary["gain_db_sd"] == pytest.approx(statistics.stdev([1.0, 2.5, 3.5]))
