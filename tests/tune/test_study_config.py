@@ -25,12 +25,14 @@ def test_presets_load_and_define_arms() -> None:
     # Window 3 once (its offset means nothing), every other window with every offset.
     assert keys.count("window=3") == 1 and len(keys) == 1 + 2 * 3
     assert ucf.resources.gpus_per_trial == 0.25
-    # The component ablation: the window-15 base, then the window, two loss terms and a model
-    # option each changed alone.
+    # The component ablation: the window-15 base, then the window, three loss terms and two model
+    # options each changed alone.
     ablation = arms_of(load_study_config("ablation"))
-    assert ablation[0].key == "window=15,offset=1,loss.census=0.1,loss.lpips=0.1,model.quadratic_extrapolation=false"
-    assert [a.changes for a in ablation[1:]] == [("data.window",), ("loss.census",), ("loss.lpips",),
-                                                 ("model.quadratic_extrapolation",)]
+    assert ablation[0].key == ("window=15,offset=1,loss.anchor_reconstruction=1,loss.census=0.1,loss.lpips=0.1,"
+                               "model.quadratic_extrapolation=false,model.reference_matching=true")
+    assert [a.changes for a in ablation[1:]] == [("data.window",), ("loss.anchor_reconstruction",), ("loss.census",),
+                                                 ("loss.lpips",), ("model.quadratic_extrapolation",),
+                                                 ("model.reference_matching",)]
 
 
 def test_every_arm_evaluates_on_the_largest_window_and_offset() -> None:
