@@ -134,13 +134,15 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
             right = both * (1 - hidden) * (anchor_epe.amax(1, keepdim=True) < ANCHOR_RIGHT_PX)
             add("share_anchors_right", _masked_mean(share, right))
             add("anchors_right_fraction", (float(right.sum()), float(right.numel())))
+            # How far the anchor flows are from right where the anchors show the target pixel.
+            add("anchor_epe", _masked_mean(anchor_epe.unsqueeze(2), batch["valid"][:, :2] * (1 - hidden[:, None])))
             if "reference_init_flows" in aux:
                 _add_epe(add, aux, batch, hidden)
     out: dict[str, Any] = {"psnr": sum(psnrs) / len(psnrs), "samples": len(psnrs)}
     mse_hidden = sums["mse_hidden"][0] / max(sums["mse_hidden"][1], 1.0)
     out["psnr_hidden"] = float(-10.0 * torch.log10(torch.tensor(mse_hidden)))
     for key in ("share_hidden", "share_outside", "share_both_anchors", "share_anchors_right",
-                "anchors_right_fraction"):
+                "anchors_right_fraction", "anchor_epe"):
         num, den = sums[key]
         out[key] = num / den if den else None  # None: no such pixel (e.g. no anchor flow right yet)
     for key, (num, den) in sums.items():
@@ -236,6 +238,7 @@ def _record(variant: str, seed: int, steps: int, args: argparse.Namespace, devic
         "share_both_anchors": w15["share_both_anchors"], "share_anchors_right": w15["share_anchors_right"],
         "anchors_right_fraction_w3": w3["anchors_right_fraction"],
         "anchors_right_fraction_w15": w15["anchors_right_fraction"],
+        "anchor_epe_w3": w3["anchor_epe"], "anchor_epe_w15": w15["anchor_epe"],
     }
     for key in sorted(k for k in w15 if k.startswith("epe_")):
         rec[key] = w15[key]
