@@ -3,10 +3,10 @@
 Trains window 3 and window 15 from the same seed on the ``known_answer`` dataset (see
 ``lift/data/known_answer.py``: a background panning 2.5-4.3 px per frame, an occluder present at
 the two anchor frames only) at the smoke model size, then evaluates both on held-out sources:
-PSNR over the whole frame and inside the hidden region (what neither anchor shows), the references'
-fusion share inside and outside the hidden region, where both anchors show the pixel and where both
-anchor flows are also within ``ANCHOR_RIGHT_PX`` of the exact flow (the anchors suffice), and the
-end-point error of the window-15 reference flows against the exact flow, refined and as
+PSNR over the whole frame, inside the hidden region (what neither anchor shows) and outside it,
+the references' fusion share inside and outside the hidden region, where both anchors show the
+pixel and where both anchor flows are also within ``ANCHOR_RIGHT_PX`` of the exact flow (the
+anchors suffice), the anchor flows' end-point error, and the end-point error of the window-15 reference flows against the exact flow, refined and as
 extrapolated from the anchors, for the nearest and the farthest reference (over pixels that
 reference shows, outside and inside the hidden region).
 
@@ -123,11 +123,12 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
             psnrs += psnr(pred, target).tolist()
             sq = (pred.double() - target.double()).square().mean(1, keepdim=True)
             add("mse_hidden", _masked_mean(sq, hidden))
+            add("mse_outside", _masked_mean(sq, 1 - hidden))
             weights = aux["fusion_weights"]
             share = weights[:, 2:].sum(1) if weights.shape[1] > 2 else torch.zeros_like(hidden)
             add("share_hidden", _masked_mean(share, hidden))
             add("share_outside", _masked_mean(share, 1 - hidden))
-            # Where both anchors show the target pixel: the anchors alone suffice there.
+            # Where both anchors show the target pixel: the anchors alone could suffice there.
             both = batch["valid"][:, 0] * batch["valid"][:, 1]
             add("share_both_anchors", _masked_mean(share, both))
             anchor_epe = (aux["flows"][:, :2] - batch["flow_gt"][:, :2]).norm(dim=2)  # [B, 2, H, W]
@@ -139,8 +140,9 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
             if "reference_init_flows" in aux:
                 _add_epe(add, aux, batch, hidden)
     out: dict[str, Any] = {"psnr": sum(psnrs) / len(psnrs), "samples": len(psnrs)}
-    mse_hidden = sums["mse_hidden"][0] / max(sums["mse_hidden"][1], 1.0)
-    out["psnr_hidden"] = float(-10.0 * torch.log10(torch.tensor(mse_hidden)))
+    for region in ("hidden", "outside"):
+        num, den = sums[f"mse_{region}"]
+        out[f"psnr_{region}"] = float(-10.0 * torch.log10(torch.tensor(num / max(den, 1.0))))
     for key in ("share_hidden", "share_outside", "share_both_anchors", "share_anchors_right",
                 "anchors_right_fraction", "anchor_epe"):
         num, den = sums[key]
@@ -234,6 +236,7 @@ def _record(variant: str, seed: int, steps: int, args: argparse.Namespace, devic
         "steps": steps, "size": args.size, "test_samples": w15["samples"],
         "psnr_w3": w3["psnr"], "psnr_w15": w15["psnr"], "gain_db": w15["psnr"] - w3["psnr"],
         "psnr_hidden_w3": w3["psnr_hidden"], "psnr_hidden_w15": w15["psnr_hidden"],
+        "psnr_outside_w3": w3["psnr_outside"], "psnr_outside_w15": w15["psnr_outside"],
         "share_hidden": w15["share_hidden"], "share_outside": w15["share_outside"],
         "share_both_anchors": w15["share_both_anchors"], "share_anchors_right": w15["share_anchors_right"],
         "anchors_right_fraction_w3": w3["anchors_right_fraction"],

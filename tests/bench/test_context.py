@@ -26,6 +26,7 @@ def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: py
         assert rec["share_anchors_right"] is None or 0.0 < rec["share_anchors_right"] < 1.0
         assert 0.0 <= rec["anchors_right_fraction_w3"] <= 1.0 and 0.0 <= rec["anchors_right_fraction_w15"] <= 1.0
         assert rec["anchor_epe_w3"] > 0 and rec["anchor_epe_w15"] > 0
+        assert all(math.isfinite(rec[f"psnr_{r}_w{w}"]) for r in ("hidden", "outside") for w in (3, 15))
         assert rec["train_s_w3"] > 0 and rec["train_s_w15"] > 0
     informative = records[0]
     for ref in ("nearest", "farthest"):
