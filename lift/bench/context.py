@@ -156,7 +156,7 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
 def _add_epe(add: Any, aux: dict[str, Any], batch: dict[str, Any], hidden: torch.Tensor) -> None:
     """EPE of the nearest and the farthest reference's flow (refined, and extrapolated from the
     anchors) against the exact flow, where the reference shows the target pixel: outside the
-    hidden region (``epe_<ref>_<kind>``, where the anchors suffice) and inside it
+    hidden region (``epe_<ref>_<kind>``, where the anchors show the pixel) and inside it
     (``epe_<ref>_<kind>_hidden``, where the anchors show the occluder and only the references help)."""
     times, timestep = batch["times"][:, 2:], batch["timestep"]
     distance = (times - timestep[:, None]).abs()

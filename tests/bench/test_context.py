@@ -30,7 +30,7 @@ def test_context_bench_prints_and_writes_both_windows(tmp_path: Path, capsys: py
         assert rec["train_s_w3"] > 0 and rec["train_s_w15"] > 0
     informative = records[0]
     for ref in ("nearest", "farthest"):
-        for region in ("", "_hidden"):  # where the anchors suffice, and where only the references help
+        for region in ("", "_hidden"):  # where the anchors show the pixel, and where only the references do
             refined = informative[f"epe_{ref}_refined{region}"]
             extrapolated = informative[f"epe_{ref}_extrapolated{region}"]
             assert math.isfinite(refined) and math.isfinite(extrapolated)
