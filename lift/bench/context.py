@@ -6,9 +6,10 @@ the two anchor frames only) at the smoke model size, then evaluates both on held
 PSNR over the whole frame, inside the hidden region (what neither anchor shows) and outside it,
 the references' fusion share inside and outside the hidden region, where both anchors show the
 pixel and where both anchor flows are also within ``ANCHOR_RIGHT_PX`` of the exact flow (the
-anchors suffice), the anchor flows' end-point error, and the end-point error of the window-15 reference flows against the exact flow, refined and as
-extrapolated from the anchors, for the nearest and the farthest reference (over pixels that
-reference shows, outside and inside the hidden region).
+anchors suffice), the anchor flows' end-point error, and the end-point error of the window-15
+reference flows against the exact flow, refined and as extrapolated from the anchors, for the
+nearest and the farthest reference (over pixels that reference shows, outside and inside the
+hidden region).
 
     python -m lift.bench context [--variant informative|uninformative|both] [--seeds 0,1,2] [--json F]
 """
@@ -143,13 +144,9 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
     for region in ("hidden", "outside"):
         num, den = sums[f"mse_{region}"]
         out[f"psnr_{region}"] = float(-10.0 * torch.log10(torch.tensor(num / max(den, 1.0))))
-    for key in ("share_hidden", "share_outside", "share_both_anchors", "share_anchors_right",
-                "anchors_right_fraction", "anchor_epe"):
-        num, den = sums[key]
-        out[key] = num / den if den else None  # None: no such pixel (e.g. no anchor flow right yet)
     for key, (num, den) in sums.items():
-        if key.startswith("epe_"):
-            out[key] = num / den if den else None
+        if not key.startswith("mse_"):
+            out[key] = num / den if den else None  # None: no such pixel (e.g. no anchor flow right yet)
     return out
 
 
@@ -215,15 +212,14 @@ def summarize(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "gain_db_mean": float(gains.mean()), "gain_db_sd": float(gains.std()) if len(rows) > 1 else None,
             "gain_db_min": float(gains.min()), "gain_db_max": float(gains.max()),
             "seeds_gain_ge_2db": int((gains >= 2.0).sum()),
-            "share_hidden_mean": sum(r["share_hidden"] for r in rows) / len(rows),
-            "share_outside_mean": sum(r["share_outside"] for r in rows) / len(rows),
-            "share_both_anchors_mean": sum(r["share_both_anchors"] for r in rows) / len(rows),
-            "share_anchors_right_mean": _mean_of_known(r["share_anchors_right"] for r in rows),
+            **{f"{key}_mean": _mean_of_known(r[key] for r in rows)
+               for key in ("share_hidden", "share_outside", "share_both_anchors", "share_anchors_right")},
         })
     return out
 
 
 def _mean_of_known(values: Any) -> float | None:
+    """The mean of the values that are not None (a seed without such pixels has none); None if none is."""
     known = [v for v in values if v is not None]
     return sum(known) / len(known) if known else None
 

@@ -45,8 +45,9 @@ SEARCH_RADII = (2, 1)
 # A farther reference starts from the refined pair inside it, a small step away: one level.
 STEP_RADII = (1,)
 # Soft-argmin temperature, in units of the matching cost (mean absolute difference over a 3x3
-# window of the frames compared, in [0, 1]: luminance in the reference path). Small enough that one clear minimum wins; in a textureless
-# region the costs are equal and the soft-argmin returns the centre, i.e. keeps the start.
+# window of the frames compared, in [0, 1]: luminance in the reference path). Small enough that
+# one clear minimum wins; in a textureless region the costs are equal and the soft-argmin returns
+# the centre, i.e. keeps the start.
 TEMPERATURE = 0.01
 # Where the start samples outside a frame, the correction comes from this window of pixels with
 # evidence around it (pixels of the searched resolution).

@@ -399,7 +399,7 @@ class LIFT(nn.Module):
         return torch.softmax((scores + prior).float(), dim=1).to(warped.dtype)
 
 
-def extrapolate_flows(anchor_flows: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
+def extrapolate_flows(known_flows: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,
                       quadratic: bool = False, source_times: torch.Tensor | None = None) -> torch.Tensor:
     """Flows target->reference [B, R, 2, H, W] from two known flows [B, 2, 2, H, W].
 
@@ -409,15 +409,15 @@ def extrapolate_flows(anchor_flows: torch.Tensor, ref_times: torch.Tensor, times
     flow on the reference's side (d(dt) = d_side * dt / (side_time - tau)). Quadratic: constant
     acceleration fitted through the target (zero displacement) and both known flows,
     d(dt) = v dt + p dt^2; it needs a known frame on each side of the target at a usable distance,
-    so samples whose timestep is within QUADRATIC_MIN_TIMESTEP of an anchor fall back to linear.
+    so samples whose timestep is within QUADRATIC_MIN_TIMESTEP of a known frame fall back to linear.
     """
-    tau = timestep.to(anchor_flows.dtype).view(-1, 1)
+    tau = timestep.to(known_flows.dtype).view(-1, 1)
     if source_times is None:
         source_times = torch.cat((torch.zeros_like(tau), torch.ones_like(tau)), 1)
-    source_times = source_times.to(anchor_flows.dtype)
-    d0 = anchor_flows[:, 0].unsqueeze(1)  # [B, 1, 2, H, W]
-    d1 = anchor_flows[:, 1].unsqueeze(1)
-    delta = ref_times.to(anchor_flows.dtype) - tau  # [B, R]
+    source_times = source_times.to(known_flows.dtype)
+    d0 = known_flows[:, 0].unsqueeze(1)  # [B, 1, 2, H, W]
+    d1 = known_flows[:, 1].unsqueeze(1)
+    delta = ref_times.to(known_flows.dtype) - tau  # [B, R]
     a0 = source_times[:, :1] - tau  # time of the left known frame relative to the target (< 0)
     a1 = source_times[:, 1:] - tau
     shape = (*delta.shape, 1, 1, 1)
