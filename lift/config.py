@@ -92,8 +92,17 @@ class ModelConfig:
     # Start each reference pair's refinement from a local search that aligns the two references with
     # each other (lift.model.matching); false: from the extrapolated flows alone.
     reference_matching: bool = True
-    # Run the refinement (context) network that adds a residual to the fused frame.
+    # Run the refinement (context) network that adds a residual to the fused frame (rife_m only).
     refine: bool = True
+    # The anchor path: rife_m (RIFE-m, trained from scratch; width, block_scales, block_depth and
+    # refine shape it) or rife_hd (the published RIFE HD network exactly, t = 0.5 only). width and
+    # block_depth size the reference path with either.
+    backbone: Literal["rife_m", "rife_hd"] = "rife_m"
+    # Published weights loaded into the anchor path before training (lift.model.pretrained); rife_hd
+    # implies model.backbone rife_hd.
+    pretrained: Literal["rife_hd"] | None = None
+    # Train the reference path only; the anchor path keeps its (published) weights.
+    freeze_backbone: bool = False
 
 
 @dataclass
@@ -129,6 +138,9 @@ class OptimConfig:
     scheduler: Literal["cosine", "constant"] = "cosine"
     grad_clip: float = 1.0
     accum_steps: int = 1
+    # The anchor path's learning rate as a fraction of optim.lr (fine-tuning published weights
+    # gently while the reference path learns from scratch); 1 = one rate for all.
+    backbone_lr_scale: float = 1.0
 
 
 @dataclass
@@ -432,11 +444,23 @@ def validate(cfg: Config) -> Config:
     _validate_window(cfg.data)
     _validate_data(cfg.data)
     _validate_model(cfg.model)
+    _validate_backbone(cfg)
     _validate_loss(cfg.loss)
     _validate_optim(cfg.optim)
     _validate_train(cfg.train)
     _validate_logging(cfg.logging, cfg.eval)
     return cfg
+
+
+def _validate_backbone(cfg: Config) -> None:
+    """Published weights imply their backbone; a frozen window-3 model would have nothing to train."""
+    m = cfg.model
+    if m.pretrained is not None:
+        m.backbone = m.pretrained
+    if m.freeze_backbone:
+        require(cfg.data.window > 3, "model.freeze_backbone", m.freeze_backbone,
+                f"expected false with data.window {cfg.data.window}: a window-3 model is its anchor path alone, so "
+                "nothing would be trained (evaluate baseline=rife_hd for the published model untrained)")
 
 
 def _validate_window(d: DataConfig) -> None:
@@ -505,6 +529,8 @@ def _validate_optim(o: OptimConfig) -> None:
     _at_least(o.warmup_steps, "optim.warmup_steps", 0)
     require(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "expected >= 0 (0 disables clipping)")
     _at_least(o.accum_steps, "optim.accum_steps", 1)
+    require(0 <= o.backbone_lr_scale <= 1, "optim.backbone_lr_scale", o.backbone_lr_scale,
+            "expected a fraction in [0, 1] of optim.lr")
 
 
 def _validate_train(t: TrainConfig) -> None:

@@ -16,7 +16,7 @@ Choices worth knowing:
   averages the finite values and reports how many were infinite (``n_inf``); if every value is
   infinite, the mean is ``+inf``. No cap is applied, so a mean never depends on an arbitrary
   ceiling; ``n_inf`` makes the exclusion visible.
-- Model inputs are padded (replicate, at the bottom and right) to ``model.size_multiple`` and the
+- Model inputs are padded (at the bottom and right, in ``model.pad_mode``) to ``model.size_multiple`` and the
   prediction and flows are cropped back, so metrics always cover the original frame. Predictions
   are clamped to [0, 1] before the metrics, as a frame written to disk would be.
 """
@@ -274,6 +274,7 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
     device = torch.device(device)
     scorer = _Scorer(eval_cfg, device, lpips_model)
     multiple = int(getattr(model, "size_multiple", 1))
+    pad_mode = str(getattr(model, "pad_mode", "replicate"))
     run = {"arm": arm, "split": split, "seed": int(seed), "trial_id": str(trial_id), **_dataset_extras(loader)}
     rows: list[dict[str, Any]] = []
     ids = getattr(getattr(loader, "dataset", None), "sample_ids", None)
@@ -287,7 +288,7 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
                 times = batch["times"].to(device, non_blocking=True)
                 timestep = batch["timestep"].to(device, non_blocking=True).reshape(-1)
                 target = batch["target"].to(device, non_blocking=True)
-                padder = InputPadder(frames.shape, multiple)
+                padder = InputPadder(frames.shape, multiple, pad_mode)
                 with autocast(device, amp_dtype):
                     pred, aux = model(*padder.pad(frames), times, timestep)
                 pred = padder.unpad(pred)

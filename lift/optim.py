@@ -40,17 +40,23 @@ def get_lr(step: int, optim: OptimConfig, total_steps: int) -> float:
     return optim.lr * factor
 
 
-def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict[str, Any]]:
-    """AdamW parameter groups. By default only weight matrices/kernels decay (decaying biases and
-    per-channel scales only slows them); `decay_all` is RIFE's recipe, decay on every parameter."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False,
+                 backbone_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW parameter groups, each with an ``lr_scale`` that multiplies get_lr. By default only
+    weight matrices/kernels decay (decaying biases and per-channel scales only slows them);
+    `decay_all` is RIFE's recipe, decay on every parameter. With `backbone_lr_scale` != 1 the
+    anchor path (``model.backbone_parameters()``) gets its own groups at that fraction of the rate."""
+    backbone_ids: set[int] = set()
+    if backbone_lr_scale != 1.0 and hasattr(model, "backbone_parameters"):
+        backbone_ids = {id(p) for p in model.backbone_parameters()}
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for p in model.parameters():
         if p.requires_grad:
-            (decay if decay_all or p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    return groups
+            key = (id(p) in backbone_ids, decay_all or p.ndim >= 2)
+            groups.setdefault(key, []).append(p)
+    return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
+             "lr_scale": backbone_lr_scale if in_backbone else 1.0}
+            for (in_backbone, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))]
 
 
 class Updater:
@@ -66,7 +72,8 @@ class Updater:
         self.cfg = cfg
         self.tb = tb
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(param_groups(model, o.weight_decay, o.weight_decay_all), lr=o.lr,
+        groups = param_groups(model, o.weight_decay, o.weight_decay_all, o.backbone_lr_scale)
+        self.optimizer = torch.optim.AdamW(groups, lr=o.lr,
                                            betas=(o.betas[0], o.betas[1]), weight_decay=o.weight_decay)
         # fp16 needs loss scaling to keep small gradients representable; bf16 has fp32's range.
         self.scaler = torch.amp.GradScaler(device.type, enabled=fp16)
@@ -78,17 +85,18 @@ class Updater:
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The base learning rate (get_lr at the current step), before any group's lr_scale."""
+        return get_lr(self.step, self.cfg.optim, self.total_steps)
 
     def set_total_steps(self, total_steps: int) -> None:
         self.total_steps = total_steps
         self.apply_lr()
 
     def apply_lr(self) -> None:
-        """Every parameter group gets get_lr at the current step."""
+        """Every parameter group gets get_lr at the current step, times its lr_scale."""
         lr = get_lr(self.step, self.cfg.optim, self.total_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def backward(self, loss: torch.Tensor) -> None:
         """Accumulate the gradients of one micro-batch's loss (scaled for fp16, divided by accum_steps)."""

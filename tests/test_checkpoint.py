@@ -130,7 +130,7 @@ def test_the_model_is_rebuilt_from_its_stored_arguments(tmp_path: Path) -> None:
     cfg.data.window = 5
     args = model_args(cfg.model, cfg.data.window)
     assert args == {"window": 5, "width": 0.25, "block_scales": [4, 2, 1], "block_depth": 2,
-                    "quadratic_extrapolation": False, "refine": True, "reference_matching": True}
+                    "quadratic_extrapolation": False, "refine": True, "reference_matching": True, "backbone": "rife_m"}
     path, model = _model_checkpoint(tmp_path, "args.pt", cfg, model_args=args)
     # The stored arguments decide, not the config: a config that no longer describes the network
     # (here a wider model) still loads the network that was trained.

@@ -269,3 +269,20 @@ def test_presets_resolve_by_kind() -> None:
     assert "study_" not in str(err.value) and "control_positive" not in str(err.value)
     with pytest.raises(ConfigError, match=r"study preset 'smoke' is neither .*presets: .*control_positive"):
         resolve_preset("smoke", "study_", "study preset")
+
+
+def test_published_weights_imply_their_backbone() -> None:
+    cfg = load_config(None, ["model.pretrained=rife_hd"])
+    assert cfg.model.backbone == "rife_hd"
+    assert load_config(None).model.backbone == "rife_m"
+
+
+def test_a_frozen_window_3_model_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError, match=r"model.freeze_backbone: got True; expected false with data.window 3"):
+        load_config(None, ["model.freeze_backbone=true", "data.window=3"])
+    assert load_config(None, ["model.freeze_backbone=true", "data.window=15"]).model.freeze_backbone
+
+
+def test_backbone_lr_scale_is_a_fraction() -> None:
+    with pytest.raises(ConfigError, match=r"optim.backbone_lr_scale: got 2.0; expected a fraction in \[0, 1\]"):
+        load_config(None, ["optim.backbone_lr_scale=2"])

@@ -74,3 +74,21 @@ def test_non_finite_steps_are_skipped_then_stop_the_run() -> None:
     assert (updater.step, updater.skipped_steps) == (0, 1) and torch.equal(model.weight, weight)
     with pytest.raises(NonFiniteLossError, match=r"2 consecutive steps had a non-finite loss"):
         updater.update(1, "loss is nan", epoch=0)
+
+
+def test_the_anchor_path_trains_at_its_fraction_of_the_rate_and_a_frozen_one_not_at_all() -> None:
+    from lift.config import load_config  # noqa: PLC0415 (only this test builds a model)
+    from lift.model import build_model  # noqa: PLC0415
+
+    cfg = load_config(None, ["model.width=0.125", "model.block_depth=1", "data.window=5", "optim.lr=1e-3",
+                             "optim.warmup_steps=0", "optim.backbone_lr_scale=0.1", "train.amp=off"])
+    model = build_model(cfg.model, cfg.data.window)
+    updater = Updater(cfg, model, False, torch.device("cpu"), TensorBoardLogger("", enabled=False))
+    reference = {id(p) for p in model.reference_parameters()}
+    for group in updater.optimizer.param_groups:
+        in_backbone = {id(p) in reference for p in group["params"]} == {False}
+        assert group["lr"] == pytest.approx(1e-4 if in_backbone else 1e-3)
+    assert sum(len(g["params"]) for g in updater.optimizer.param_groups) == len(list(model.parameters()))
+    frozen = build_model(apply_overrides(cfg, {"model.freeze_backbone": True}).model, cfg.data.window)
+    trainable = [p for p in frozen.parameters() if p.requires_grad]
+    assert {id(p) for p in trainable} == {id(p) for p in frozen.reference_parameters()}

@@ -118,7 +118,8 @@ def evaluate_window(trainer: Trainer, cfg: Config, device: torch.device, test_so
     for group in loader:
         for batch in group:
             batch = to_device(batch, device)
-            pred, aux = forward_batch(model, batch, trainer.size_multiple, with_target=False)
+            pred, aux = forward_batch(model, batch, trainer.size_multiple, with_target=False,
+                                      pad_mode=trainer.pad_mode)
             target = batch["target"]
             hidden = batch["hidden"][:, 0]  # [B, 1, H, W]
             psnrs += psnr(pred, target).tolist()

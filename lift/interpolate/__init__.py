@@ -508,7 +508,8 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
         raise InterpolateError(f"--max_frames {max_frames}: expected at least 2")
     predictor = Predictor(model, device, amp_dtype, compile=compile, cuda_graph=cuda_graph)
     with FrameReader(input, fps=fps) as reader:
-        padder = InputPadder((reader.info.height, reader.info.width), int(getattr(model, "size_multiple", 1)))
+        padder = InputPadder((reader.info.height, reader.info.width), int(getattr(model, "size_multiple", 1)),
+                             str(getattr(model, "pad_mode", "replicate")))
         job = _Job(predictor, padder, device, factor, spec.refs_per_side, ref_offset, edge,
                    max(1, batch_size // per_pair))
         return _interpolate_stream(job, reader, input, output, outputs.get("--montage"), window=window,

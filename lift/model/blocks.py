@@ -206,7 +206,7 @@ class FusionScorer(nn.Module):
 class ReferencePath(nn.Module):
     """Everything that exists only when the window has references; shared across references."""
 
-    def __init__(self, width: float, depth: int, scale: int, quadratic: bool, unet_channels: int) -> None:
+    def __init__(self, width: float, depth: int, scale: int, quadratic: bool, unet_channels: int | None) -> None:
         super().__init__()
         self.scale = scale
         self.quadratic = quadratic
@@ -216,11 +216,15 @@ class ReferencePath(nn.Module):
         # extrapolation and learns corrections from the reconstruction terms.
         self.block = FlowBlock(13, scaled_channels(64, width), depth, flow_channels=4, zero_init=True)
         self.scorer = FusionScorer(scaled_channels(24, width))
-        # Log-odds prior of a reference against the anchors; starts low so that an untrained
-        # model fuses mostly the anchors (RIFE behaviour) and learns to trust references.
-        self.reference_logit = nn.Parameter(torch.tensor(-2.0))
-        # The fused frame (3) and the references' total weight (1) into the U-Net's first level
-        # (stride 2, like it), zero at first so that the U-Net starts as RIFE's.
-        self.unet_adapter = nn.Conv2d(4, 2 * unet_channels, 3, 2, 1)
-        nn.init.zeros_(self.unet_adapter.weight)
-        nn.init.zeros_(self.unet_adapter.bias)
+        # Log-odds prior of the references together against the anchors; starts low (a share of
+        # about 0.05) so that an untrained model fuses mostly the anchors (RIFE behaviour) and
+        # learns to trust references.
+        self.reference_logit = nn.Parameter(torch.tensor(-3.0))
+        # What the references changed in the fused frame (3) and their total weight (1) into the
+        # U-Net's first level (stride 2, like it), for backbones with a U-Net (None: none). Zero at
+        # first so that the U-Net starts as RIFE's, and without bias so that it adds nothing where
+        # the references have no weight.
+        self.unet_adapter: nn.Conv2d | None = None
+        if unet_channels is not None:
+            self.unet_adapter = nn.Conv2d(4, 2 * unet_channels, 3, 2, 1, bias=False)
+            nn.init.zeros_(self.unet_adapter.weight)

@@ -1,4 +1,8 @@
-"""The LIFT network: RIFE-m for the anchors plus a far-reference path that only adds modules.
+"""The LIFT network: a RIFE anchor path plus a far-reference path that only adds modules.
+
+The anchor path (``model.backbone``) is RIFE-m, trained from scratch (below), or the published
+RIFE HD network exactly (:mod:`lift.model.rife_hd`, the middle frame only, with the published
+weights from ``model.pretrained``); the reference path is the same for both.
 
 Anchor path (window 3 is exactly RIFE-m, ECCV2022-RIFE ``IFNet_m`` + ``refine.py``, written from
 their structure, 10,710,780 parameters at full width; ``tests/model/test_network_rife_parity.py`` checks every
@@ -33,10 +37,13 @@ under ``reference.`` and nothing of the anchor path changes):
     by bending its flow: the warped frame, the anchor estimate, its disagreement with that
     estimate, its deviation from the per-pixel median of all warped frames, their variance, the
     anchors' mutual disagreement, the mask logit, its flow and its temporal distance. The cross-frame
-    cues let it prefer a reference where both anchors are wrong. A softmax over frames (plus
-    RIFE's mask as a prior for the anchors) gives the fusion weights.
-  * The fused frame and the references' weight enter the U-Net through a zero-initialised
-    adapter added to its first level, so the U-Net itself is RIFE's.
+    cues let it prefer a reference where both anchors are wrong. A softmax per pixel decides only
+    between the anchors (one candidate: the mask-weighted mean of their two logits) and each
+    reference (its logit plus a learned prior); RIFE's own mask splits the anchors' share between
+    them, so with no reference weight the fused frame is exactly window 3's.
+  * What the references changed in the fused frame, and their weight, enter the U-Net (RIFE-m)
+    through a zero-initialised, bias-free adapter added to its first level, so the U-Net itself is
+    RIFE's and adds nothing where the references have no weight.
   * Cost: the pair block and the search work one scale coarser than the finest student block and
     the scorer at 1/4 resolution (``python -m lift.bench model`` reports the window-15 / window-3 cost).
 With window 3 the reference path does not exist: the network is RIFE-m, the control arm.
@@ -72,6 +79,7 @@ from lift.model.blocks import (
 )
 from lift.model.matching import align_references
 from lift.model.registry import register_model
+from lift.model.rife_hd import HD_SCALES, HD_SIZE_MULTIPLE, HD_TIMESTEP, IFNetHD
 from lift.model.warp import backward_warp
 from lift.window import WindowSpec, check_window
 
@@ -82,6 +90,8 @@ MAX_EXTRAPOLATED_FLOW = 1.0
 QUADRATIC_MIN_TIMESTEP = 1e-3
 # RIFE's margin: distil only where the teacher's error is lower by more than this.
 DISTILL_MARGIN = 0.01
+# The anchor paths (model.backbone): RIFE-m, trained from scratch, or the published RIFE HD.
+BACKBONES = ("rife_m", "rife_hd")
 
 
 @dataclass
@@ -111,9 +121,11 @@ class LIFT(nn.Module):
 
     def __init__(self, window: int = 3, width: float = 1.0, block_scales: Sequence[int] = (4, 2, 1),
                  block_depth: int = 8, quadratic_extrapolation: bool = False, refine: bool = True,
-                 reference_matching: bool = True) -> None:
+                 reference_matching: bool = True, backbone: str = "rife_m") -> None:
         super().__init__()
         check_window(window, "LIFT: window")
+        if backbone not in BACKBONES:
+            raise ValueError(f"LIFT: backbone={backbone!r}; expected one of {', '.join(BACKBONES)}")
         spec = WindowSpec(window)
         scales = [int(s) for s in block_scales]
         if not scales or any(s < 1 for s in scales) or scales != sorted(scales, reverse=True):
@@ -123,18 +135,21 @@ class LIFT(nn.Module):
         self.window = window
         self.num_inputs = spec.num_inputs
         self.width = width
+        self.backbone = backbone
+        self.reference_matching = reference_matching
+        refine_c = scaled_channels(RIFE_REFINE_CHANNELS, width)
+        self.hd: IFNetHD | None = None
+        self.blocks: nn.ModuleList | None = None
+        self.teacher: FlowBlock | None = None
+        if backbone == "rife_hd":
+            # The published network as it is (no context net or U-Net in HDv3): width, depth,
+            # scales and refine describe RIFE-m only.
+            scales, refine = list(HD_SCALES), False
+            self.hd = IFNetHD()
+        else:
+            self.blocks, self.teacher = _rife_m_blocks(scales, width, block_depth)
         self.block_scales = scales
         self.refine = refine
-        self.reference_matching = reference_matching
-        # Student blocks: the first sees anchors + timestep (7 channels); later ones also the
-        # warped anchors and the mask logit (14), plus the current flow (4) inside the block.
-        self.blocks = nn.ModuleList(
-            FlowBlock(7 if i == 0 else 14, block_channels(s, width), block_depth, flow_channels=4,
-                      extra_channels=1, flow_input=i > 0)
-            for i, s in enumerate(scales))
-        self.teacher = FlowBlock(17, block_channels(scales[-1], width), block_depth, flow_channels=4,
-                                 extra_channels=1)
-        refine_c = scaled_channels(RIFE_REFINE_CHANNELS, width)
         if refine:
             self.context = ContextNet(refine_c)
             self.unet = RefineUNet(refine_c)
@@ -146,12 +161,18 @@ class LIFT(nn.Module):
         ref_scale = 2 * scales[-1]
         if spec.has_references:
             self.reference = ReferencePath(width, max(1, block_depth // 2), ref_scale, quadratic_extrapolation,
-                                           refine_c)
+                                           refine_c if refine else None)
         else:
             self.reference = None
         # Every block downsamples by 4 * its scale, the U-Net by 2**UNET_LEVELS. The reference
         # block counts even without references, so that every window pads frames identically.
         self.size_multiple = math.lcm(4 * max(*scales, ref_scale), 2 ** UNET_LEVELS if refine else 1)
+        # How InputPadder fills the margin: the published model is reproduced with the official
+        # inference's zero padding; RIFE-m repeats the border (no false edge for the flow).
+        self.pad_mode = "replicate"
+        if backbone == "rife_hd":
+            self.size_multiple = math.lcm(self.size_multiple, HD_SIZE_MULTIPLE)
+            self.pad_mode = "constant"
 
     @staticmethod
     def config_args(cfg: ModelConfig, window: int) -> dict[str, Any]:
@@ -159,14 +180,22 @@ class LIFT(nn.Module):
         (plain values, readable by torch.load(weights_only=True)) and rebuilds the network from."""
         return {"window": int(window), "width": float(cfg.width), "block_scales": [int(s) for s in cfg.block_scales],
                 "block_depth": int(cfg.block_depth), "quadratic_extrapolation": bool(cfg.quadratic_extrapolation),
-                "refine": bool(cfg.refine), "reference_matching": bool(cfg.reference_matching)}
-
-    @classmethod
-    def from_config(cls, cfg: ModelConfig, window: int) -> "LIFT":
-        return cls(**cls.config_args(cfg, window))
+                "refine": bool(cfg.refine), "reference_matching": bool(cfg.reference_matching),
+                "backbone": str(cfg.backbone)}
 
     def reference_parameters(self) -> list[nn.Parameter]:
         return [] if self.reference is None else list(self.reference.parameters())
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        """The anchor path's parameters (everything outside the reference path)."""
+        own = {id(p) for p in self.reference_parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
+    def load_backbone(self, state: dict[str, torch.Tensor]) -> None:
+        """Load published weights into the anchor path, strictly (lift.model.pretrained)."""
+        if self.hd is None:
+            raise ValueError(f"LIFT: published weights need model.backbone=rife_hd, this model is {self.backbone}")
+        self.hd.load_state_dict(state, strict=True)
 
     # ------------------------------------------------------------------------------------------
     def _check_inputs(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor
@@ -194,6 +223,11 @@ class LIFT(nn.Module):
         timestep = timestep.reshape(-1)
         if timestep.shape[0] != batch:
             raise ValueError(f"LIFT: timestep must be [B] = [{batch}], got {tuple(timestep.shape)}")
+        if self.hd is not None and bool((timestep != HD_TIMESTEP).any()):
+            other = sorted({round(float(t), 6) for t in timestep if float(t) != HD_TIMESTEP})
+            raise ValueError(f"LIFT: model.backbone=rife_hd interpolates the middle frame only (timestep "
+                             f"{HD_TIMESTEP}); got timestep {', '.join(map(str, other))} (use model.backbone=rife_m, "
+                             f"or data.gap 2 for a middle target)")
         return timestep
 
     def forward(self, frames: torch.Tensor, times: torch.Tensor, timestep: torch.Tensor,
@@ -219,6 +253,9 @@ class LIFT(nn.Module):
     def _anchor_flows(self, frames: torch.Tensor, tmap: torch.Tensor) -> "_AnchorState":
         """RIFE's student blocks, coarse to fine: the backward flows target->anchors [B, 4, H, W],
         the mask, and each block's prediction and flow (for the distillation loss)."""
+        if self.hd is not None:
+            return self._hd_anchor_flows(frames)
+        assert self.blocks is not None
         img0, img1 = frames[:, 0], frames[:, 1]
         flow: torch.Tensor | None = None
         mask_logit = frames.new_zeros(frames.shape[0], 1, *frames.shape[-2:])
@@ -241,6 +278,18 @@ class LIFT(nn.Module):
         assert flow is not None
         return _AnchorState(flow, mask_logit, mask, warped0, warped1, preds, flows)
 
+    def _hd_anchor_flows(self, frames: torch.Tensor) -> "_AnchorState":
+        """The published RIFE HD anchor path (lift.model.rife_hd), in the same state as RIFE-m's."""
+        assert self.hd is not None
+        states = self.hd(frames[:, 0], frames[:, 1])
+        preds = []
+        for state in states:
+            mask = torch.sigmoid(state.mask_logit).to(frames.dtype)
+            preds.append(state.warped0 * mask + state.warped1 * (1 - mask))
+        last = states[-1]
+        return _AnchorState(last.flow, last.mask_logit, mask, last.warped0, last.warped1, preds,
+                            [state.flow for state in states])
+
     def _teacher(self, frames: torch.Tensor, tmap: torch.Tensor, anchors: "_AnchorState",
                  target: torch.Tensor) -> dict:
         """Training only: the teacher block sees the target and refines the last student flow; its
@@ -250,8 +299,12 @@ class LIFT(nn.Module):
             raise ValueError(f"LIFT: target must be [B, 3, H, W] = [{batch}, 3, {height}, {width}], "
                              f"got {tuple(target.shape)}")
         img0, img1, flow, mask_logit = frames[:, 0], frames[:, 1], anchors.flow, anchors.mask_logit
-        x = torch.cat((img0, img1, tmap, anchors.warped0, anchors.warped1, mask_logit, target.to(frames.dtype)), 1)
-        d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
+        if self.hd is not None:
+            d_flow, d_mask = self.hd.teacher(anchors.warped0, anchors.warped1, mask_logit, target, flow)
+        else:
+            assert self.teacher is not None
+            x = torch.cat((img0, img1, tmap, anchors.warped0, anchors.warped1, mask_logit, target.to(frames.dtype)), 1)
+            d_flow, d_mask = self.teacher(x, flow, self.block_scales[-1])
         t_flow = flow + d_flow
         t_mask = torch.sigmoid(mask_logit + d_mask)
         t_pred = (backward_warp(img0, t_flow[:, :2]) * t_mask
@@ -294,8 +347,11 @@ class LIFT(nn.Module):
         ctx0 = self.context(img0, flow[:, :2])
         ctx1 = self.context(img1, flow[:, 2:])
         extra = None
-        if self.reference is not None:
-            extra = self.reference.unet_adapter(torch.cat((fused, weights[:, 2:].sum(1)), 1))
+        if self.reference is not None and self.reference.unet_adapter is not None:
+            # What the references changed (zero where they have no weight) and their weight: with
+            # a bias-free adapter, window 15 without reference weight is exactly window 3.
+            change = fused - anchors.preds[-1]
+            extra = self.reference.unet_adapter(torch.cat((change, weights[:, 2:].sum(1)), 1))
         return self.unet(x, ctx0, ctx1, extra)
 
     # ------------------------------------------------------------------------------------------
@@ -359,12 +415,15 @@ class LIFT(nn.Module):
     def _fusion_weights(self, warped: torch.Tensor, flows: torch.Tensor, times: torch.Tensor,
                         timestep: torch.Tensor, estimate: torch.Tensor, mask_logit: torch.Tensor
                         ) -> torch.Tensor:
-        """Softmax over frames of per-pixel logits: learned scores plus the anchor mask's log-odds
-        (split evenly between the two anchors, so that with equal scores the anchor weights are
-        exactly RIFE's mask) and a learned prior for references.
+        """Fusion weights [B, N, 1, H, W]: a softmax per pixel between the anchors, as one
+        candidate, and each reference; inside the anchors' share RIFE's own mask splits it between
+        the two anchors. The scorer decides only anchors against references, never one anchor
+        against the other, so with no reference weight the fused frame is exactly window 3's.
 
-        The scorer's inputs are detached: its gradient trains the scorer, never the flows (a flow
-        bent to make its frame look unreliable would hide the reference instead of aligning it)."""
+        The anchors' logit is the mask-weighted mean of their two scores; a reference's is its
+        score plus a learned prior. The scorer's inputs are detached: its gradient trains the
+        scorer, never the flows (a flow bent to make its frame look unreliable would hide the
+        reference instead of aligning it)."""
         assert self.reference is not None
         batch, n, _, height, width = warped.shape
         half = (height // 2, width // 2)
@@ -389,14 +448,28 @@ class LIFT(nn.Module):
                        est.expand(-1, n, -1, -1, -1), variance, anchors), 2)
         scores = self.reference.scorer(x.reshape(batch * n, FusionScorer.IN_CHANNELS, *half))
         scores = scores.float().view(batch, n, 1, height, width)
-        prior = torch.stack((mask_logit / 2, -mask_logit / 2), 1).to(scores.dtype)
-        if n > 2:
-            # Minus log(R): the prior mass of all references together does not grow with their
-            # number, so a model trained with 12 references behaves sensibly with 4.
-            ref_logit = self.reference.reference_logit - math.log(n - 2)
-            ref_prior = ref_logit.to(scores.dtype).expand(batch, n - 2, 1, height, width)
-            prior = torch.cat((prior, ref_prior), 1)
-        return torch.softmax((scores + prior).float(), dim=1).to(warped.dtype)
+        mask = torch.sigmoid(mask_logit.float()).unsqueeze(1)  # [B, 1, 1, H, W], the left anchor's share
+        anchors_logit = mask * scores[:, :1] + (1 - mask) * scores[:, 1:2]
+        split = torch.cat((mask, 1 - mask), 1)
+        if n == 2:
+            return split.to(warped.dtype)
+        # Minus log(R): the prior mass of all references together does not grow with their number,
+        # so a model trained with 12 references behaves sensibly with 4.
+        ref_prior = (self.reference.reference_logit - math.log(n - 2)).float()
+        group = torch.softmax(torch.cat((anchors_logit, scores[:, 2:] + ref_prior), 1), dim=1)
+        return torch.cat((group[:, :1] * split, group[:, 1:]), 1).to(warped.dtype)
+
+
+def _rife_m_blocks(scales: list[int], width: float, depth: int) -> tuple[nn.ModuleList, FlowBlock]:
+    """RIFE-m's student blocks and teacher. The first student sees anchors + timestep (7 channels);
+    later ones also the warped anchors and the mask logit (14), plus the current flow (4) inside
+    the block; the teacher also the target (17)."""
+    students = nn.ModuleList(
+        FlowBlock(7 if i == 0 else 14, block_channels(s, width), depth, flow_channels=4, extra_channels=1,
+                  flow_input=i > 0)
+        for i, s in enumerate(scales))
+    teacher = FlowBlock(17, block_channels(scales[-1], width), depth, flow_channels=4, extra_channels=1)
+    return students, teacher
 
 
 def extrapolate_flows(known_flows: torch.Tensor, ref_times: torch.Tensor, timestep: torch.Tensor,

@@ -4,8 +4,9 @@
     pred, aux = model(*padder.pad(frames), times, timestep)
     pred, aux = padder.unpad(pred), padder.unpad_outputs(aux)
 
-Frames are replicate-padded at the bottom and right, so the original pixels keep their
-coordinates and cropping is a slice.
+Frames are padded at the bottom and right, so the original pixels keep their coordinates and
+cropping is a slice: by repeating the border (``mode="replicate"``, the default) or with zeros
+(``"constant"``, the official RIFE inference's padding; ``model.pad_mode`` says which a model wants).
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ IMAGE_OUTPUTS = ("student_preds", "student_flows", "mask", "teacher_pred", "teac
 class InputPadder:
     """Pads tensors whose last two dims are `shape[-2:]` up to multiples of `multiple`, and crops back."""
 
-    def __init__(self, shape: Sequence[int], multiple: int) -> None:
+    def __init__(self, shape: Sequence[int], multiple: int, mode: str = "replicate") -> None:
         if multiple < 1:
             raise ValueError(f"InputPadder: multiple={multiple}; expected an integer >= 1")
+        if mode not in ("replicate", "constant"):
+            raise ValueError(f"InputPadder: mode={mode!r}; expected 'replicate' or 'constant'")
+        self.mode = mode
         self.height, self.width = int(shape[-2]), int(shape[-1])
         self.pad_h = (-self.height) % multiple
         self.pad_w = (-self.width) % multiple
@@ -53,7 +57,7 @@ class InputPadder:
             return x
         # F.pad's replicate mode wants [N, C, H, W]: fold any leading dims (the window) into N.
         flat = x.reshape(-1, *x.shape[-3:])
-        flat = F.pad(flat, (0, self.pad_w, 0, self.pad_h), mode="replicate")
+        flat = F.pad(flat, (0, self.pad_w, 0, self.pad_h), mode=self.mode)
         return flat.reshape(*x.shape[:-2], *flat.shape[-2:])
 
     def pad(self, *inputs: torch.Tensor) -> list[torch.Tensor]:

@@ -11,22 +11,27 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# Base grids keyed by (height, width, device, dtype). Warping runs several times per block and
-# per reference frame, and the normalised pixel grid is the same every time.
-_GRID_CACHE: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
+# Grids keyed by (kind, height, width, device, dtype). Warping runs several times per block and
+# per reference frame, and the grid is the same every time.
+_GRID_CACHE: dict[tuple[str, int, int, torch.device, torch.dtype], torch.Tensor] = {}
 _GRID_CACHE_MAX = 32
 
 
-def _base_grid(height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """Pixel coordinates [1, 2, H, W] (x first), as plain (non-differentiable) data."""
-    key = (height, width, device, dtype)
+def _cached_grid(kind: str, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """[1, 2, H, W] (x first) as plain (non-differentiable) data: ``"pixel"`` coordinates, or the
+    ``"normalized"`` grid_sample coordinates in [-1, 1] (align_corners=True)."""
+    key = (kind, height, width, device, dtype)
     grid = _GRID_CACHE.get(key)
     if grid is None:
         if len(_GRID_CACHE) >= _GRID_CACHE_MAX:
             _GRID_CACHE.clear()
         # Built in float32 and cast: bf16 cannot represent every integer pixel index above 256.
-        ys = torch.arange(height, device=device, dtype=torch.float32)
-        xs = torch.arange(width, device=device, dtype=torch.float32)
+        if kind == "pixel":
+            ys = torch.arange(height, device=device, dtype=torch.float32)
+            xs = torch.arange(width, device=device, dtype=torch.float32)
+        else:
+            ys = torch.linspace(-1.0, 1.0, height, device=device, dtype=torch.float32)
+            xs = torch.linspace(-1.0, 1.0, width, device=device, dtype=torch.float32)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack((gx, gy), dim=0).unsqueeze(0).to(dtype)
         _GRID_CACHE[key] = grid
@@ -62,13 +67,12 @@ def backward_warp_many(image: torch.Tensor, flows: torch.Tensor) -> torch.Tensor
     batch, k, _, height, width = flows.shape
     # Coordinates always in float32 at least: under autocast the flow may arrive in bf16.
     dtype = torch.promote_types(torch.promote_types(image.dtype, flows.dtype), torch.float32)
-    base = _base_grid(height, width, image.device, dtype)
-    pos = base.unsqueeze(1) + flows.to(dtype)  # [B, K, 2, H, W]
-    # align_corners=True maps -1 and +1 to the centres of the first and last pixels.
-    scale_x = 2.0 / max(width - 1, 1)
-    scale_y = 2.0 / max(height - 1, 1)
-    gx = pos[:, :, 0] * scale_x - 1.0
-    gy = pos[:, :, 1] * scale_y - 1.0
+    # The published RIFE's arithmetic (a [-1, 1] grid plus the flow divided by half the frame
+    # size), so that the published model's output is reproduced to the last bit (test_rife_hd).
+    base = _cached_grid("normalized", height, width, image.device, dtype)
+    flows = flows.to(dtype)
+    gx = base[:, 0].unsqueeze(1) + flows[:, :, 0] / (max(width - 1, 1) / 2.0)
+    gy = base[:, 1].unsqueeze(1) + flows[:, :, 1] / (max(height - 1, 1) / 2.0)
     # The K sampling grids stacked along the height: one [B, K*H, W] grid over the same image.
     grid = torch.stack((gx, gy), dim=-1).reshape(batch, k * height, width, 2)
     device_type = image.device.type
@@ -85,7 +89,7 @@ def samples_inside(flow: torch.Tensor) -> torch.Tensor:
     """[B, 1, H, W] in the flow's dtype: 1 where the backward flow [B, 2, H, W] samples inside the
     frame, 0 where backward_warp would repeat the border instead."""
     height, width = flow.shape[-2:]
-    pos = _base_grid(height, width, flow.device, flow.dtype) + flow
+    pos = _cached_grid("pixel", height, width, flow.device, flow.dtype) + flow
     x, y = pos[:, 0], pos[:, 1]
     return ((x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)).unsqueeze(1).to(flow.dtype)
 

@@ -84,11 +84,11 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 def forward_batch(net: nn.Module, batch: dict[str, Tensor], multiple: int = 1,
-                  with_target: bool = True) -> tuple[Tensor, dict[str, Any]]:
-    """Run the model on a batch, padding frames (and target) to the model's size multiple and
-    cropping the prediction and the image outputs of aux back."""
+                  with_target: bool = True, pad_mode: str = "replicate") -> tuple[Tensor, dict[str, Any]]:
+    """Run the model on a batch, padding frames (and target) to the model's size multiple (in its
+    pad_mode) and cropping the prediction and the image outputs of aux back."""
     frames, target = batch["frames"], batch["target"]
-    padder = InputPadder(frames.shape, multiple)
+    padder = InputPadder(frames.shape, multiple, pad_mode)
     if not padder.needed:
         return net(frames, batch["times"], batch["timestep"], target=target if with_target else None)
     frames, target = padder.pad(frames, target)
@@ -113,6 +113,7 @@ class Trainer:
         self.amp_dtype = devices.autocast_dtype(cfg.train.amp, device, "training")
         self.eval_amp_dtype = devices.autocast_dtype(cfg.train.amp, device, "evaluation")
         self.size_multiple = int(getattr(model, "size_multiple", 1) or 1)
+        self.pad_mode = str(getattr(model, "pad_mode", "replicate"))
         self.tb = tb or TensorBoardLogger("", enabled=False)
         self.updater = Updater(cfg, self.model, self.amp_dtype == torch.float16, device, self.tb)
         self.epoch = 0
@@ -145,7 +146,7 @@ class Trainer:
         """Forward and backward of one micro-batch (a non-finite loss is not backpropagated);
         adds the loss, its components and the samples to `meters`. Returns the loss and aux."""
         with devices.autocast(self.device, self.amp_dtype):
-            pred, aux = forward_batch(self.net, batch, self.size_multiple)
+            pred, aux = forward_batch(self.net, batch, self.size_multiple, pad_mode=self.pad_mode)
             loss, comps = self.loss_fn(pred.float(), aux, batch["target"])
         loss_value = float(loss.detach())
         figures = {"samples": int(batch["target"].shape[0])}
@@ -270,7 +271,7 @@ class Trainer:
                 for j, batch in enumerate(item if isinstance(item, (list, tuple)) else [item]):
                     batch = to_device(batch, self.device)
                     with devices.autocast(self.device, self.amp_dtype):
-                        pred, aux = forward_batch(self.net, batch, self.size_multiple)
+                        pred, aux = forward_batch(self.net, batch, self.size_multiple, pad_mode=self.pad_mode)
                         loss, _ = self.loss_fn(pred.float(), aux, batch["target"])
                     if math.isfinite(float(loss)):
                         losses.update(loss=float(loss))
