@@ -7,7 +7,9 @@ prints the means with 95% confidence intervals per arm.
 
 Choices worth knowing:
 
-- Baselines (arms ``baseline=repeat`` and ``baseline=blend``) run through the same metric code on
+- Baselines (arms ``baseline=repeat``, ``baseline=blend`` and, where the published weights are
+  present and the target is the middle frame, ``baseline=rife_hd``: the published RIFE HD model,
+  untrained) run through the same metric code on
   the same loader, hence the same sample ids. ``repeat`` shows the nearest anchor: the left one
   when ``timestep < 0.5``, the right one when ``timestep > 0.5``, and the left one on the tie
   ``timestep == 0.5`` (the default gap-2 triplet), i.e. the previous frame is held, as a
@@ -42,14 +44,15 @@ from tqdm import tqdm
 from lift import arms as arm_names
 from lift.atomic import OutputPathError, atomic_path, atomic_write_text, check_output_dir, write_json
 from lift.checkpoint import CheckpointError, model_from_checkpoint
-from lift.config import Config, ConfigError, EvalConfig, apply_overrides, load_config
+from lift.config import Config, ConfigError, EvalConfig, ModelConfig, apply_overrides, load_config
 from lift.data import BadVideoError, DatasetError, WindowError, build_dataset
 from lift.data.loading import make_loader
 from lift.devices import autocast, autocast_dtype, resolve_device
 from lift.metrics.flow import epe_stats, reference_epe, warp_error
 from lift.metrics.image import psnr, ssim
 from lift.metrics.lpips import LPIPSUnavailableError, load_lpips, lpips_distance
-from lift.model import InputPadder
+from lift.model import InputPadder, build_model, pretrained
+from lift.model.pretrained import PretrainedUnavailableError
 
 SAMPLES_FILE = "samples.parquet"
 ID_COLUMNS = ("sample_id", "video_id", "cluster_id", "target_index", "timestep")
@@ -60,7 +63,8 @@ FLOW_GT_METRICS = ("epe", "epe_gt1", "epe_gt3")
 FLOW_METRICS = FLOW_GT_METRICS + ("warp_error", "epe_tvl1")
 METRICS = IMAGE_METRICS + FLOW_METRICS
 REQUIRED_COLUMNS = ID_COLUMNS + IMAGE_METRICS + RUN_COLUMNS
-BASELINES = ("repeat", "blend")
+# rife_hd: the published RIFE HD model, untrained (lift.model.pretrained), where its weights are present.
+BASELINES = ("repeat", "blend", "rife_hd")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +86,27 @@ def repeat_baseline(frames: torch.Tensor, timestep: torch.Tensor) -> torch.Tenso
 def blend_baseline(frames: torch.Tensor) -> torch.Tensor:
     """Mean of the two anchors (``frames`` [B, N, 3, H, W], anchors first)."""
     return 0.5 * (frames[:, 0] + frames[:, 1])
+
+
+def available_baselines(gap: int = 2) -> tuple[str, ...]:
+    """The baselines that can run here on data with anchors `gap` frames apart: rife_hd only where
+    the published weights are present and the target is the middle frame (gap 2)."""
+    return tuple(name for name in BASELINES if name != "rife_hd" or (pretrained.available() and gap == 2))
+
+
+class PublishedBaseline:
+    """The published RIFE HD model, untrained, on the two anchors (the window-3 network with
+    model.pretrained rife_hd), padded as the official inference pads."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.model = build_model(ModelConfig(pretrained="rife_hd"), 3).to(device).eval()
+
+    def __call__(self, frames: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        anchors = frames[:, :2]
+        padder = InputPadder(anchors.shape, self.model.size_multiple, self.model.pad_mode)
+        times = torch.tensor([[0.0, 1.0]], device=frames.device).expand(frames.shape[0], 2)
+        pred, _ = self.model(*padder.pad(anchors), times, timestep.to(frames.device).reshape(-1))
+        return padder.unpad(pred)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,12 +332,13 @@ def evaluate_model(model: torch.nn.Module, loader: Iterable[Any], *, device: str
 
 
 def evaluate_baselines(loader: Iterable[Any], *, eval_cfg: EvalConfig, split: str,
-                       device: str | torch.device = "cpu", baselines: Sequence[str] = BASELINES,
+                       device: str | torch.device = "cpu", baselines: Sequence[str] = ("repeat", "blend"),
                        seed: int = 0, trial_id: str = "baseline", max_batches: int | None = None,
                        progress: bool | None = None, lpips_model: torch.nn.Module | None = None) -> pd.DataFrame:
     """Per-sample table of the baselines (arms ``baseline=<name>``) on ``loader``, one pass over it."""
     device = torch.device(device)
     arms = [baseline_arm(name) for name in baselines]
+    published = PublishedBaseline(device) if "rife_hd" in baselines else None
     scorer = _Scorer(eval_cfg, device, lpips_model)
     extras = _dataset_extras(loader)
     rows: dict[str, list[dict[str, Any]]] = {arm: [] for arm in arms}
@@ -321,7 +347,10 @@ def evaluate_baselines(loader: Iterable[Any], *, eval_cfg: EvalConfig, split: st
             frames = batch["frames"].to(device)
             target = batch["target"].to(device)
             for name, arm in zip(baselines, arms):
-                pred = repeat_baseline(frames, batch["timestep"]) if name == "repeat" else blend_baseline(frames)
+                if name == "rife_hd" and published is not None:
+                    pred = published(frames, batch["timestep"])
+                else:
+                    pred = repeat_baseline(frames, batch["timestep"]) if name == "repeat" else blend_baseline(frames)
                 run = {"arm": arm, "split": split, "seed": int(seed), "trial_id": str(trial_id), **extras}
                 rows[arm] += _rows(batch, scorer(pred, target), run)
     return _table([row for arm in arms for row in rows[arm]])
@@ -433,7 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--checkpoint", help="a trained checkpoint (best.pt / last.pt of lift.train)")
-    what.add_argument("--baselines", action="store_true", help="evaluate only the repeat and blend baselines")
+    what.add_argument("--baselines", action="store_true",
+                      help="evaluate only the baselines: repeat, blend and, where its weights are present, the "
+                           "published RIFE HD (rife_hd)")
     p.add_argument("--config", help="config file or preset; default: the checkpoint's config, else the defaults")
     p.add_argument("--dataset", help="data.dataset")
     p.add_argument("--data_root", help="data.data_root")
@@ -478,8 +509,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if model is None:
         df = evaluate_baselines(loader, eval_cfg=cfg.eval, split=args.split, device=device,
-                                seed=cfg.train.seed, trial_id=args.trial_id or "baseline",
-                                max_batches=args.max_batches)
+                                baselines=available_baselines(cfg.data.gap), seed=cfg.train.seed,
+                                trial_id=args.trial_id or "baseline", max_batches=args.max_batches)
     else:
         assert checkpoint is not None
         model_window = int(getattr(model, "window", cfg.data.window))
@@ -505,7 +536,7 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         return main(argv)
     except (ConfigError, OutputPathError, CheckpointError, DatasetError, WindowError, BadVideoError,
-            LPIPSUnavailableError, FileNotFoundError) as err:
+            LPIPSUnavailableError, PretrainedUnavailableError, FileNotFoundError) as err:
         print(f"python -m lift.evaluate: error: {err}", file=sys.stderr)
         return 2
 

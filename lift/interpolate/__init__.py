@@ -45,9 +45,10 @@ import torch
 
 from lift import devices
 from lift.checkpoint import CheckpointError, model_from_checkpoint
-from lift.config import Config, ConfigError
+from lift.config import Config, ConfigError, load_config
 from lift.logging.progress import Progress
-from lift.model import InputPadder
+from lift.model import InputPadder, build_model
+from lift.model.pretrained import PretrainedUnavailableError
 from lift.video_io import FrameReader, SourceFrame, VideoWriter, check_writable, choose_encoder
 from lift.window import WindowError, WindowSpec, check_window
 
@@ -134,6 +135,16 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu") -> tu
         return model_from_checkpoint(checkpoint, device)
     except CheckpointError as err:
         raise InterpolateError(str(err)) from err
+
+
+def load_pretrained(name: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Config]:
+    """The published model `name` (rife_hd), untrained, as a window-3 LIFT network for inference;
+    InterpolateError says how to fetch missing weights."""
+    try:
+        cfg = load_config(None, {"model.pretrained": name, "data.window": 3})
+        return build_model(cfg.model, 3).to(device).eval(), cfg
+    except (ConfigError, PretrainedUnavailableError) as err:
+        raise InterpolateError(f"--pretrained {name}: {err}") from None
 
 
 class Predictor:
@@ -488,6 +499,9 @@ def interpolate_video(model: torch.nn.Module, input: str | Path, output: str | P
     `max_frames`: use only the first input frames (a preview; the audio is cut at the same time).
     """
     spec = _check_options(factor, edge, window, int(getattr(model, "window", 3)), ref_offset)
+    if getattr(model, "backbone", "rife_m") == "rife_hd" and factor != 2:
+        raise InterpolateError(f"--factor {factor}: this model (model.backbone rife_hd, the published RIFE HD) "
+                               "interpolates the middle frame only; use --factor 2")
     window = spec.window
     device = torch.device(device)
     input, output = Path(input), Path(output)

@@ -12,15 +12,20 @@ from fractions import Fraction
 from pathlib import Path
 
 from lift.interpolate import (EDGE_POLICIES, FACTORS, InterpolateError, check_distinct_paths, interpolate_video,
-                              load_model, output_paths, resolve_amp, resolve_device)
+                              load_model, load_pretrained, output_paths, resolve_amp, resolve_device)
+from lift.model.pretrained import PRETRAINED
 from lift.video_io import FrameReader, VideoIOError, check_writable
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lift.interpolate",
-                                description="Interpolate a video (or a folder of frames) with a LIFT checkpoint.")
-    p.add_argument("--checkpoint", required=True,
-                   help="checkpoint written by lift.train (e.g. run/checkpoints/best.pt)")
+                                description="Interpolate a video (or a folder of frames) with a LIFT checkpoint "
+                                            "or the published RIFE HD model.")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="checkpoint written by lift.train (e.g. run/checkpoints/best.pt)")
+    model.add_argument("--pretrained", choices=PRETRAINED,
+                       help="the published model, untrained (rife_hd: RIFE HD, --factor 2 only; weights from "
+                            "make rife-weights)")
     p.add_argument("--input", required=True, help="video file PyAV can decode, or a folder of images (sorted by name)")
     p.add_argument("--output", required=True, help="output video file (.mp4, .mkv, ...)")
     p.add_argument("--factor", type=int, default=2, choices=FACTORS, help="frame-rate multiplier (default 2)")
@@ -75,12 +80,18 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(args.input).exists():
             raise InterpolateError(f"input {args.input} does not exist")
         outputs = output_paths(Path(args.output), args.montage)
-        check_distinct_paths({"--input": Path(args.input), "--checkpoint": Path(args.checkpoint)}, outputs)
+        inputs = {"--input": Path(args.input)}
+        if args.checkpoint is not None:
+            inputs["--checkpoint"] = Path(args.checkpoint)
+        check_distinct_paths(inputs, outputs)
         for path in outputs.values():
             check_writable(path)
         with FrameReader(args.input, fps=fps):
             pass  # unreadable input or no video stream: fail before loading the model
-        model, cfg = load_model(args.checkpoint, device)
+        if args.pretrained is not None:
+            model, cfg = load_pretrained(args.pretrained, device)
+        else:
+            model, cfg = load_model(args.checkpoint, device)
         ref_offset = args.ref_offset if args.ref_offset is not None else cfg.data.temporal_offset
         result = interpolate_video(
             model, args.input, args.output, factor=args.factor, window=args.window, ref_offset=ref_offset,

@@ -181,7 +181,7 @@ class LIFT(nn.Module):
         return {"window": int(window), "width": float(cfg.width), "block_scales": [int(s) for s in cfg.block_scales],
                 "block_depth": int(cfg.block_depth), "quadratic_extrapolation": bool(cfg.quadratic_extrapolation),
                 "refine": bool(cfg.refine), "reference_matching": bool(cfg.reference_matching),
-                "backbone": str(cfg.backbone)}
+                "backbone": str(cfg.pretrained or cfg.backbone)}  # published weights imply their backbone
 
     def reference_parameters(self) -> list[nn.Parameter]:
         return [] if self.reference is None else list(self.reference.parameters())

@@ -22,6 +22,9 @@ which arms are compared in which family, every test, the verdict and the caveats
   baseline, each other window > 3 arm (offset) against window 3.
 * Sanity: window 3 against ``blend`` on the first endpoint (point estimate); when it fails, the verdict is
   "inconclusive".
+* Fine-tuning check: window 3 against ``baseline=rife_hd`` (the published RIFE, untrained) where that arm
+  exists: the point estimate on the first endpoint must not fall below it by more than PUBLISHED_TOLERANCE
+  (fine-tuning must not make RIFE worse); shown with a caveat when it fails, not used in the verdict.
 """
 
 from __future__ import annotations
@@ -72,6 +75,10 @@ class Analysis:
     caveats: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+
+# The fine-tuning check: window 3 fine-tuned from the published RIFE may fall short of the
+# published model by at most this much (metric units, in the improving direction).
+PUBLISHED_TOLERANCE = {"psnr": 0.1, "ssim": 0.001, "lpips": 0.001}
 
 def _per_seed_diffs(study: Study, comp: Comparison, metric: str) -> list[dict[str, Any]]:
     """Mean raw difference per seed (cluster-weighted), pairing seed with seed when both arms share >= 2 seeds,
@@ -142,8 +149,8 @@ def _other_factors(arm: str) -> tuple[tuple[str, str], ...]:
 
 
 def _secondary_and_sanity(study: Study, primary: list[Comparison], baselines_secondary: list[Comparison]) -> list[Comparison]:
-    """The gatekept secondary family (treatment vs each baseline, each other offset arm vs window 3) and the
-    sanity check (window 3 vs blend)."""
+    """The gatekept secondary family (treatment vs each baseline, each other offset arm vs window 3), the
+    sanity check (window 3 vs blend) and the fine-tuning check (window 3 vs the published RIFE)."""
     out = list(baselines_secondary)
     arms = study.test_arms
     controls = sorted({c.control for c in primary})
@@ -161,6 +168,8 @@ def _secondary_and_sanity(study: Study, primary: list[Comparison], baselines_sec
         for arm in arms:
             if arm_matches("baseline=blend", arm):
                 out.append(Comparison(ctrl, arm, "sanity"))
+            if arm_matches("baseline=rife_hd", arm):
+                out.append(Comparison(ctrl, arm, "published"))
     return list(dict.fromkeys(out))
 
 
@@ -281,7 +290,8 @@ def _ablation_comparisons(steps: Sequence[AblationStep], planned: Sequence[Compa
     out = []
     for step in steps:
         pair = {step.base, step.changed}
-        same = next((c for c in planned if {c.treatment, c.control} == pair and c.family != "sanity"), None)
+        same = next((c for c in planned if {c.treatment, c.control} == pair
+                     and c.family not in ("sanity", "published")), None)
         out.append(same or Comparison(step.base, step.changed, "secondary" if family == "secondary" else "ablation"))
     return out
 
@@ -440,6 +450,13 @@ def _decide(comps: list[dict[str, Any]], steps: Sequence[AblationStep], step_com
         sanity["sanity_ok"] = checked[0] if checked else None
         for d in sanity["metrics"]:
             d["sesoi_status"] = "sanity check (not a test of H0)"
+    for check in (c for c in comps if c["family"] == "published"):
+        _decide_secondary([check], True, family.alpha)  # shown, not used in the verdict
+        first = check["metrics"][0]
+        tolerance = PUBLISHED_TOLERANCE.get(first["metric"], 0.0)
+        check["published_ok"] = bool(first["direction"] * first["mean_diff"] >= -tolerance)
+        for d in check["metrics"]:
+            d["sesoi_status"] = "fine-tuning check (not a test of H0)"
     return verdict, reason, ablation
 
 
@@ -520,15 +537,20 @@ def _comparison_caveats(comps: list[dict[str, Any]], seed_rows: list[dict[str, A
         if c["family"] == "sanity" and c.get("sanity_ok") is False:
             caveats.append(f"sanity check failed: {c['treatment']} does not beat {c['control']} on "
                            f"{display(c['metrics'][0]['metric'])}; the models look undertrained")
+        if c["family"] == "published" and c.get("published_ok") is False:
+            first = c["metrics"][0]
+            caveats.append(f"fine-tuning check failed: {c['treatment']} is worse than the published model "
+                           f"{c['control']} by more than {PUBLISHED_TOLERANCE.get(first['metric'], 0.0):g} on "
+                           f"{display(first['metric'])} ({first['mean_diff']:+.3g}); fine-tuning made RIFE worse")
         sample_only = [d for d in c["metrics"] if d.get("tested") and not d["significant"]
                        and d["p_wilcoxon_samples"] < alpha]
-        if sample_only and c["family"] != "sanity":
+        if sample_only and c["family"] not in ("sanity", "published"):
             desc = ", ".join(f"{display(d['metric'])} (sample-level p = {_fmt_p(d['p_wilcoxon_samples'])})"
                              for d in sample_only)
             caveats.append(f"{label}: significant only at the sample level, which treats the {c['n']} frames as "
                            f"independent, not over the {c['n_clusters']} independent sources: {desc}")
         for d in c["metrics"]:
-            if d["worse"] and c["family"] != "sanity":
+            if d["worse"] and c["family"] not in ("sanity", "published"):
                 caveats.append(f"{label}: {display(d['metric'])} is significantly WORSE for {c['treatment']} "
                                f"(p = {_fmt_p(d['p_decision_worse'])})")
         if c["n_clusters"] == c["n"]:

@@ -48,7 +48,7 @@ class ReportOptions:
 class Comparison:
     treatment: str
     control: str
-    family: str  # "primary", "secondary", "ablation" (the ablation table's own Holm family) or "sanity"
+    family: str  # "primary", "secondary", "ablation" (the ablation table's own Holm family), "sanity" or "published"
 
     @property
     def primary(self) -> bool:

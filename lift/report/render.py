@@ -188,16 +188,17 @@ def _family_sections(r: dict[str, Any], level: float, plots: dict[str, str]) -> 
     out: list[str] = []
     titles = {"primary": "Primary family (decides H0)", "secondary": "Secondary family (gatekept, Holm)",
               "ablation": "Ablation family (its own Holm family, not gatekept)",
-              "sanity": "Sanity check (window 3 must beat blending)"}
-    for family in ("primary", "secondary", "ablation", "sanity"):
+              "sanity": "Sanity check (window 3 must beat blending)",
+              "published": "Fine-tuning check (window 3 must not fall below the published RIFE)"}
+    for family in ("primary", "secondary", "ablation", "sanity", "published"):
         comps = [c for c in r["comparisons"] if c["family"] == family]
         if not comps:
             continue
         out += [f"## {titles[family]}", ""]
         for comp in comps:
             label = f"{comp['treatment']} vs {comp['control']}"
-            if family == "sanity":
-                status = "passed" if comp.get("sanity_ok") else "FAILED"
+            if family in ("sanity", "published"):
+                status = "passed" if comp.get(f"{family}_ok") else "FAILED"
             elif family == "primary":
                 status = "H0 rejected" if comp["reject_h0"] else "H0 not rejected"
             else:
@@ -343,7 +344,7 @@ def write_report(analysis: Analysis, out_dir: Path, *, make_plots: bool = True) 
             for kind, fn in kinds:
                 path = fn(pv, comp, plots_dir / f"{kind}__{slug(label)}.png")
                 plot_paths[f"{kind}__{label}"] = path.relative_to(out_dir).as_posix()
-        tested = [c for c in comps if c["family"] != "sanity"]
+        tested = [c for c in comps if c["family"] not in ("sanity", "published")]
         plot_paths["forest"] = P.plot_forest(tested, plots_dir / "forest.png", analysis.options.level) \
             .relative_to(out_dir).as_posix()
         ablation = analysis.results.get("ablation")

@@ -98,7 +98,8 @@ import ray
 from lift.atomic import atomic_path, write_json
 from lift.config import config_from_dict
 from lift.data import build_dataset
-from lift.evaluate import check_samples_table, evaluate_baselines, read_samples_table, write_samples_table
+from lift.evaluate import (available_baselines, check_samples_table, evaluate_baselines, read_samples_table,
+                           write_samples_table)
 from lift.data.loading import make_loader
 from lift.devices import resolve_device
 from lift.tune.search import optuna_study_name
@@ -128,7 +129,7 @@ def _evaluate_baselines(cfg_dict: dict[str, Any], seed: int) -> tuple[pd.DataFra
     dataset = build_dataset(cfg.data, "test", train=False, seed=seed)
     loader = make_loader(dataset, cfg, train=False, device=device)
     df = evaluate_baselines(loader, eval_cfg=cfg.eval, split="test", device=device, seed=seed,
-                            trial_id="baseline", progress=False)
+                            baselines=available_baselines(cfg.data.gap), trial_id="baseline", progress=False)
     return df, time.perf_counter() - t0
 
 

@@ -7,6 +7,7 @@ section there).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -205,3 +206,29 @@ def test_python_m_lift_interpolate_runs_the_command_line(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: input {missing} does not exist"
+
+
+def test_the_published_model_interpolates_without_training(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture,
+                                                            clip_spec) -> None:
+    from lift.model import pretrained  # noqa: PLC0415 (only these tests look the weights up)
+
+    if not pretrained.available() and not os.environ.get("CI"):
+        pytest.skip("the published RIFE HD weights are not fetched (make rife-weights)")
+    out = tmp_path / "hd.mp4"
+    rc = main(["--pretrained", "rife_hd", "--input", str(clip), "--output", str(out), "--max_frames", "3", "--quiet"])
+    assert rc == 0 and "3 -> 6 frames" in capsys.readouterr().out
+    with FrameReader(out) as reader:
+        assert reader.info.num_frames == 6 and reader.info.fps == 2 * clip_spec.rate
+    rc = main(["--pretrained", "rife_hd", "--input", str(clip), "--output", str(tmp_path / "x4.mp4"), "--factor", "4",
+               "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "--factor 4" in err and "middle frame only" in err
+    assert not (tmp_path / "x4.mp4").exists()
+
+
+def test_missing_published_weights_are_one_line(tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIFT_RIFE_HD_DIR", str(tmp_path / "none"))
+    rc = main(["--pretrained", "rife_hd", "--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "make rife-weights" in err

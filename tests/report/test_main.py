@@ -207,3 +207,23 @@ def test_control_losing_to_blend_is_inconclusive(tmp_path, synth):
     assert "the control does not beat blending" in results["decision"]
     sanity = next(c for c in results["comparisons"] if c["family"] == "sanity")
     assert sanity["sanity_ok"] is False and results["comparisons"][0]["sanity_ok"] is False
+
+
+def test_window_3_below_the_published_model_fails_the_fine_tuning_check(tmp_path, synth):
+    """baseline=rife_hd adds a fine-tuning check (window 3 vs the published model): shown, not used
+    in the verdict, failed with a caveat when window 3 falls more than 0.1 dB below it."""
+    samples = synth.sample_ids([f"clip{i:02d}" for i in range(16)], (4, 9, 14))
+    for gain, ok in ((-1.0, True), (1.0, False)):
+        root = synth.build_study(tmp_path / f"s{gain}", arms_gain={"window=3": 0.0, "window=15,offset=1": 1.0})
+        synth.write(synth.make_rows("baseline=rife_hd", samples, gain_db=gain, rng_seed=52, flow=False),
+                    root / "baselines" / "hd")
+        out = tmp_path / f"r{gain}"
+        assert main([str(root), "--out", str(out), "--no_plots", "--n_permutations", "200"]) == 0
+        results = json.loads((out / "results.json").read_text())
+        check = next(c for c in results["comparisons"] if c["family"] == "published")
+        assert (check["treatment"], check["control"]) == ("window=3", "baseline=rife_hd")
+        assert check["published_ok"] is ok
+        report = (out / "report.md").read_text()
+        assert "Fine-tuning check (window 3 must not fall below the published RIFE)" in report
+        assert ("fine-tuning check failed" in report) is (not ok)
+        assert results["verdict"] == "H0 rejected"
