@@ -7,6 +7,10 @@ device: on a CPU at the smoke size (``--smoke_width``, ``--smoke_resolution``), 
 ``--resolution`` and ``--width`` under bf16 autocast. A train step here is forward with the
 target (teacher included), the loss, and backward; the optimiser update is not included.
 Windows are timed round-robin, best of ``--repeats``, figures per sample.
+
+Where the published RIFE HD weights and the official code are present (``make rife-weights``), the
+window-3 ``rife_hd`` forward (padding included) is also timed against the official ``IFNet_HDv3``
+forward on the same frames at ``--resolution``, round-robin in the same run (target <= 1.05x).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from lift.bench.common import describe_device, peak_memory_mb, reset_peak_memory, resolve_device, synchronize
 from lift.config import LossConfig, ModelConfig
 from lift.window import WindowSpec
-from lift.model import LIFTLoss, build_model
+from lift.model import InputPadder, LIFTLoss, build_model, pretrained
 
 WINDOWS = (3, 7, 15)
 TRAIN_RATIO_TARGET = 2.5
+PUBLISHED_RATIO_TARGET = 1.05
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -174,7 +179,49 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
               f"[{verdict}; {describe_device(device)}, {th}x{tw}, width {t_cfg.width}]")
         print(f"window {hi} MACs / window {lo} MACs = {mac_ratio:.2f} at {height}x{width}, width {args.width}")
     print(param_check(costs))
+    if pretrained.available():
+        records.append(time_published(height, width, device, repeats))
+    else:
+        print(f"rife_hd vs the official code: skipped (no weights in {pretrained.weights_dir()}; make rife-weights)")
     return records
+
+
+def time_published(height: int, width: int, device: torch.device, repeats: int) -> dict[str, Any]:
+    """Seconds of one window-3 ``rife_hd`` forward (LIFT, padded by InputPadder) and of the official
+    ``IFNet_HDv3`` forward on the same frames (padded with zeros to 32 as the official inference
+    does), round-robin, best of `repeats`; prints the ratio against PUBLISHED_RATIO_TARGET."""
+    state = pretrained.load_state_dict("rife_hd")
+    ours = build_model(ModelConfig(pretrained="rife_hd"), 3).to(device).eval()
+    official = pretrained.official_ifnet()().to(device).eval()
+    official.load_state_dict(state)
+    frames, times, timestep, _ = _inputs(3, 1, height, width, device)
+
+    def run_ours() -> None:
+        padder = InputPadder(frames.shape, ours.size_multiple, ours.pad_mode)
+        pred, _ = ours(*padder.pad(frames), times, timestep)
+        padder.unpad(pred)
+
+    def run_official() -> None:
+        pad = (0, (-width) % 32, 0, (-height) % 32)
+        x = torch.cat((torch.nn.functional.pad(frames[:, 0], pad), torch.nn.functional.pad(frames[:, 1], pad)), 1)
+        official(x, [4, 2, 1])[2][2][..., :height, :width]
+
+    best = {"ours": float("inf"), "official": float("inf")}
+    with torch.no_grad():
+        for i in range(repeats + 1):  # the first round warms up
+            for name, fn in (("ours", run_ours), ("official", run_official)):
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                if i:
+                    best[name] = min(best[name], time.perf_counter() - start)
+    ratio = best["ours"] / best["official"]
+    verdict = "OK" if ratio <= PUBLISHED_RATIO_TARGET else "ABOVE TARGET"
+    print(f"rife_hd window-3 forward / official IFNet_HDv3 forward = {ratio:.3f} (target <= {PUBLISHED_RATIO_TARGET}) "
+          f"[{verdict}; {describe_device(device)}, {height}x{width}, fp32]")
+    return {"bench": "model", "device": describe_device(device), "kind": "published", "window": 3,
+            "resolution": [height, width], "batch": 1, "forward_s": best["ours"], "official_forward_s": best["official"],
+            "ratio": ratio}
 
 
 def param_check(costs: dict[int, dict[str, int]]) -> str:
