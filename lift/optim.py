@@ -72,6 +72,12 @@ class Updater:
         self.cfg = cfg
         self.tb = tb
         self.params = [p for p in model.parameters() if p.requires_grad]
+        # Gradients are clipped per path: the anchor path's update must not depend on the reference
+        # path's gradients, or a window-15 arm's anchors would train at another effective rate than
+        # window 3's (a confound of every context ablation).
+        reference = {id(p) for p in getattr(model, "reference_parameters", list)()}
+        self.clip_sets = [group for group in ([p for p in self.params if id(p) not in reference],
+                                              [p for p in self.params if id(p) in reference]) if group]
         groups = param_groups(model, o.weight_decay, o.weight_decay_all, o.backbone_lr_scale)
         self.optimizer = torch.optim.AdamW(groups, lr=o.lr,
                                            betas=(o.betas[0], o.betas[1]), weight_decay=o.weight_decay)
@@ -129,8 +135,7 @@ class Updater:
                 if p.grad is not None:
                     p.grad.mul_(accum / micro_batches)
         self.scaler.unscale_(self.optimizer)
-        clip = self.cfg.optim.grad_clip
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, clip if clip > 0 else float("inf")))
+        grad_norm = self.clip_gradients()
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
             self._skip(f"gradient norm is {grad_norm}", epoch)
             return None
@@ -142,6 +147,14 @@ class Updater:
         self.apply_lr()
         self.consecutive_nonfinite = 0
         return grad_norm
+
+    def clip_gradients(self) -> float:
+        """Clip each path's (unscaled) gradients to optim.grad_clip; returns the norm of all of them
+        before clipping (0 disables clipping, the norm is still returned)."""
+        clip = self.cfg.optim.grad_clip
+        norms = [float(torch.nn.utils.clip_grad_norm_(group, clip if clip > 0 else float("inf")))
+                 for group in self.clip_sets]
+        return math.sqrt(sum(n * n for n in norms))
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,

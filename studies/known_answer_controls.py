@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The service's known-answer check: the positive and the negative control study, then a summary.
 
-    python studies/known_answer_controls.py [--out-root runs] [--report-root DIR] [--strict] [--set k=v ...]
+    python studies/known_answer_controls.py [--out-root runs] [--report-root DIR] [--scratch] [--strict] [--set k=v ...]
 
 Runs ``studies/context_ablation.py`` twice, on procedurally generated sources whose answer is known:
 
@@ -9,6 +9,10 @@ Runs ``studies/context_ablation.py`` twice, on procedurally generated sources wh
   construction): the study must reject H0;
 - ``configs/study_control_negative.yaml``: the far frames come from an unrelated source (H0 true by
   construction): the study must not reject it.
+
+Both arms of both studies fine-tune the published RIFE HD anchors (``configs/known_answer_rife_hd.yaml``);
+``--scratch`` runs the from-scratch twins instead (``configs/study_control_*_scratch.yaml``, RIFE-m
+trained from scratch, into ``control-*-scratch``).
 
 Each study goes to ``<out-root>/control-positive`` / ``control-negative`` (resumed if it exists)
 and its report to ``<report-root>/control-positive`` / ``control-negative`` (default report root:
@@ -70,6 +74,11 @@ def summary_line(control: Control, results: dict[str, Any], report_dir: Path) ->
             f" -> {report_dir}")
 
 
+def scratch_twin(control: Control) -> Control:
+    """The same control with both arms trained from scratch (RIFE-m)."""
+    return Control(control.label, f"{control.preset}_scratch", f"{control.folder}-scratch", control.expected)
+
+
 def run_control(control: Control, out_root: Path, report_root: Path, overrides: list[str]) -> tuple[int, Path]:
     out = out_root / control.folder
     report = report_root / control.folder
@@ -89,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="passed to both studies (e.g. seed=1); repeatable")
     p.add_argument("--strict", action="store_true", help="exit 1 when a verdict differs from the known answer")
+    p.add_argument("--scratch", action="store_true",
+                   help="the from-scratch twins (RIFE-m trained from scratch) instead of the published anchors")
     args = p.parse_args(argv)
 
     report_root = args.report_root or args.out_root / "reports"
     lines, unexpected = [], 0
-    for control in CONTROLS:
+    for control in (scratch_twin(c) for c in CONTROLS) if args.scratch else CONTROLS:
         code, report = run_control(control, args.out_root, report_root, args.overrides)
         if code != 0:
             print(f"{control.label}: the study failed (exit {code}); rerun the same command to resume", file=sys.stderr)

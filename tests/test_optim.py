@@ -92,3 +92,24 @@ def test_the_anchor_path_trains_at_its_fraction_of_the_rate_and_a_frozen_one_not
     frozen = build_model(apply_overrides(cfg, {"model.freeze_backbone": True}).model, cfg.data.window)
     trainable = [p for p in frozen.parameters() if p.requires_grad]
     assert {id(p) for p in trainable} == {id(p) for p in frozen.reference_parameters()}
+
+
+def test_gradients_are_clipped_per_path() -> None:
+    """The anchor path's clipped gradient does not depend on the reference path's gradient."""
+    from lift.config import load_config  # noqa: PLC0415 (only these tests build a model)
+    from lift.model import build_model  # noqa: PLC0415
+
+    cfg = load_config(None, ["model.width=0.125", "model.block_depth=1", "data.window=5", "optim.grad_clip=1.0",
+                             "train.amp=off"])
+    anchor_grads = []
+    for reference_scale in (1.0, 1000.0):
+        model = build_model(cfg.model, cfg.data.window)
+        updater = Updater(cfg, model, False, torch.device("cpu"), TensorBoardLogger("", enabled=False))
+        reference = {id(p) for p in model.reference_parameters()}
+        for p in model.parameters():
+            p.grad = torch.full_like(p, reference_scale if id(p) in reference else 1.0)
+        total = updater.clip_gradients()
+        assert total > 1.0  # both paths were clipped, each to norm 1
+        anchor_grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if id(p) not in reference]))
+    assert len(updater.clip_sets) == 2
+    assert torch.equal(anchor_grads[0], anchor_grads[1])

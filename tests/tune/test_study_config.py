@@ -87,7 +87,7 @@ def test_invalid_settings_name_the_key(override: list[str], words: list[str]) ->
 
 
 def test_unknown_preset_lists_the_known_ones() -> None:
-    with pytest.raises(StudyError, match="presets: ablation, control_negative, control_positive, footage, ucf101"):
+    with pytest.raises(StudyError, match="presets: ablation, control_negative, control_negative_scratch, control_positive, control_positive_scratch, footage, ucf101"):
         load_study_config("nope")
 
 
