@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -239,3 +241,30 @@ def save_checkpoint():
 def write_folder():
     """`write_frame_folder` for tests: PNG frames frame_0000.png, ... in a new folder."""
     return write_frame_folder
+
+
+# ---- disks that refuse writes: real tmpfs mounts (root only), unmounted in teardown ---------------
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root or CAP_SYS_ADMIN")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB filesystem (tmpfs): writes beyond it fail with ENOSPC."""
+    path = tmp_path / "small_disk"
+    _mount_tmpfs(path, "size=256k")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only filesystem (tmpfs mounted ro): chmod does not stop root, a ro mount does."""
+    path = tmp_path / "read_only_disk"
+    _mount_tmpfs(path, "ro,size=64k")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
