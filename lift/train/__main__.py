@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -205,7 +206,23 @@ def _setup_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str) -> int:
+def _interrupted(cfg: Config, prog: str, argv: list[str]) -> int:
+    """Ctrl-C during training: exit 130 saying what can continue. Before the first checkpoint
+    there is nothing to resume, so the fresh run's folder (created by this process: check_run_dir
+    refused any other) is removed and the advice is to start again."""
+    run_dir = Path(cfg.paths.run_dir)
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        print(f"\n{prog}: interrupted; continue from the last completed epoch with:\n"
+              f"  python -m lift.train --resume --run_dir {run_dir}", file=sys.stderr)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"\n{prog}: interrupted before the first checkpoint (the end of epoch 1); nothing to resume, "
+              f"{run_dir} was removed. Start again with:\n  python -m lift.train {shlex.join(argv)}",
+              file=sys.stderr)
+    return 130
+
+
+def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str, argv: list[str]) -> int:
     try:
         result = fit(cfg, reporter=console_reporter, resume_from=resume_from, evaluate_split=evaluate_split)
     except INPUT_ERRORS as err:
@@ -215,9 +232,7 @@ def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; continue from the last completed epoch with:\n"
-              f"  python -m lift.train --resume --run_dir {cfg.paths.run_dir}", file=sys.stderr)
-        return 130
+        return _interrupted(cfg, prog, argv)
     fm = " ".join(f"{k}={v:.4g}" for k, v in result.final_metrics.items() if isinstance(v, float) and math.isfinite(v))
     print(f"done: {result.epochs_completed} epochs, {result.step} steps; final {evaluate_split}: {fm}\n"
           f"run folder: {result.run_dir}  (tensorboard --logdir {result.run_dir})", flush=True)
@@ -226,6 +241,7 @@ def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     _setup_logging()
     try:
@@ -233,10 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # nothing written yet: checks and --dry_run only read
+        print(f"\n{parser.prog}: interrupted before training started; nothing was written", file=sys.stderr)
+        return 130
     if prepared is None:
         return 0
     cfg, resume_from = prepared
-    return _train(cfg, resume_from, args.evaluate_split, parser.prog)
+    return _train(cfg, resume_from, args.evaluate_split, parser.prog, argv)
 
 
 if __name__ == "__main__":
