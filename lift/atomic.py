@@ -54,8 +54,7 @@ def disk_error(err: BaseException, path: str | os.PathLike[str]) -> OutputWriteE
     folder = Path(path).parent
     what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
             errno.EROFS: "the filesystem is read-only"}.get(err.errno, "permission denied")
-    return OutputWriteError(f"cannot write {Path(path).name} in {folder}: {what} ({os.strerror(err.errno)}); "
-                            "free space or choose another folder, then run again")
+    return OutputWriteError(f"cannot write {Path(path).name} in {folder}: {what} ({os.strerror(err.errno)})")
 
 
 def current_umask() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from lift.atomic import OutputPathError, check_output_dir
+from lift.atomic import OutputPathError, OutputWriteError, check_output_dir
 from lift.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
 from lift.config import (
     FLAT_FLAGS,
@@ -206,25 +206,24 @@ def _setup_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-def _interrupted(cfg: Config, prog: str, argv: list[str]) -> int:
-    """Ctrl-C during training: exit 130 saying what can continue. Before the first checkpoint
+def _next_step(cfg: Config, argv: list[str]) -> str:
+    """After a run stopped early (Ctrl-C, a full disk): how to go on. Before the first checkpoint
     there is nothing to resume, so the fresh run's folder (created by this process: check_run_dir
-    refused any other) is removed and the advice is to start again."""
+    refused any other) is removed and the advice is to start again; never a --resume that fails."""
     run_dir = Path(cfg.paths.run_dir)
     if (run_dir / "checkpoints" / "last.pt").is_file():
-        print(f"\n{prog}: interrupted; continue from the last completed epoch with:\n"
-              f"  python -m lift.train --resume --run_dir {run_dir}", file=sys.stderr)
-    else:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        print(f"\n{prog}: interrupted before the first checkpoint (the end of epoch 1); nothing to resume, "
-              f"{run_dir} was removed. Start again with:\n  python -m lift.train {shlex.join(argv)}",
-              file=sys.stderr)
-    return 130
+        return f"continue from the last completed epoch with:\n  python -m lift.train --resume --run_dir {run_dir}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return (f"stopped before the first checkpoint (the end of epoch 1), so there is nothing to resume and "
+            f"{run_dir} was removed; start again with:\n  python -m lift.train {shlex.join(argv)}")
 
 
 def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str, argv: list[str]) -> int:
     try:
         result = fit(cfg, reporter=console_reporter, resume_from=resume_from, evaluate_split=evaluate_split)
+    except OutputWriteError as err:  # the disk refused a checkpoint or table: one line, then what next
+        print(f"{prog}: error: {err}\n  {_next_step(cfg, argv)}", file=sys.stderr)
+        return 2
     except INPUT_ERRORS as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
@@ -232,7 +231,8 @@ def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        return _interrupted(cfg, prog, argv)
+        print(f"\n{prog}: interrupted; {_next_step(cfg, argv)}", file=sys.stderr)
+        return 130
     fm = " ".join(f"{k}={v:.4g}" for k, v in result.final_metrics.items() if isinstance(v, float) and math.isfinite(v))
     print(f"done: {result.epochs_completed} epochs, {result.step} steps; final {evaluate_split}: {fm}\n"
           f"run folder: {result.run_dir}  (tensorboard --logdir {result.run_dir})", flush=True)

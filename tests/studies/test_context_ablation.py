@@ -3,6 +3,7 @@ Ctrl-C is an interruption that resumes."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
@@ -128,3 +129,18 @@ def test_ctrl_c_after_a_finished_trial_is_interrupted_and_resumes(tmp_path: Path
     resumed = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert json.loads((out / "study_summary.json").read_text())["complete"]
+
+
+def test_a_read_only_study_folder_fails_before_ray(read_only_disk: Path, tiny_study, capsys) -> None:
+    out = read_only_disk / "study"
+    assert _cli().main(["--preset", "footage", "--out", str(out), "--allow-underpowered", *_sets(tiny_study)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"context_ablation.py: error: --out {out}: cannot write in {read_only_disk} (Read-only file system)"
+
+
+def test_a_disk_error_of_tune_names_its_file() -> None:
+    cli = _cli()
+    failure = cli._disk_failure(OSError(errno.ENOSPC, "No space left on device", "/s/trials/x/result.json"), Path("/s"))
+    assert str(failure) == "cannot write result.json in /s/trials/x: the disk is full (No space left on device)"
+    assert "trials" in str(cli._disk_failure(OSError(errno.EROFS, "Read-only file system"), Path("/s")))
+    assert cli._disk_failure(OSError(errno.ENOENT, "No such file"), Path("/s")) is None

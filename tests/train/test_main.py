@@ -199,3 +199,13 @@ def test_ctrl_c_before_the_first_checkpoint_says_start_again(tmp_path: Path, sig
     assert "--resume" not in got.stderr and "nothing to resume" in got.stderr
     assert f"python -m lift.train --run_dir {run}" in got.stderr  # the same command, to start again
     assert not run.exists()  # no half run that a fresh start would refuse
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = small_disk / "run"
+    code, _, err = _run(capsys, *_train_cmd(run, steps=2)[3:], "--set", "model.width=1.0")
+    assert code == 2, err
+    first, advice = err.strip().splitlines()[-3:-1]
+    assert first.startswith("python -m lift.train: error: cannot write last.pt in ") and "the disk is full" in first
+    assert "nothing to resume" in advice and "--resume" not in err and "Traceback" not in err
+    assert not run.exists()  # the same command can start again once there is space
