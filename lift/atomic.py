@@ -39,8 +39,9 @@ class OutputPathError(ValueError):
     """An output location cannot be written; the message names the option, the path and why."""
 
 
-class OutputWriteError(OutputPathError):
-    """A write failed on the disk's side (full, read-only, no permission); names the folder."""
+class OutputWriteError(OutputPathError, OSError):
+    """A write failed on the disk's side (full, read-only, no permission); names the folder. Also an
+    OSError, so callers that already caught the raw OSError of a failed write still do."""
 
 
 # The errors that say "this folder cannot take the file", as opposed to a bug in the writer.

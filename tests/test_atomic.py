@@ -123,6 +123,8 @@ def test_a_full_disk_names_the_folder_and_keeps_the_previous_file(small_disk: Pa
         write_json(target, {"big": "x" * 2**20})
     assert json.loads(target.read_text()) == {"previous": True}
     assert [p.name for p in small_disk.iterdir()] == ["r.json"]  # no temporary left to trip a resume
+    with pytest.raises(OSError):  # what callers caught before (e.g. lift.report's `except OSError`)
+        write_json(target, {"big": "x" * 2**20})
 
 
 def test_a_read_only_disk_names_the_folder(read_only_disk: Path) -> None:
