@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -120,12 +121,20 @@ def test_a_running_cluster_is_not_joined_without_an_address(ray_tmp: Path) -> No
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env.pop("RAY_ADDRESS", None)
     port = _closed_port()
-    start = [str(ray_cli), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
-             "--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run(start, env=env, check=True, capture_output=True, timeout=120)
+    address_file = ray_tmp / "ray" / "ray_current_cluster"
+    # --block in a process group of its own: the cluster's processes are that group, stopped by it
+    # alone (`ray stop` would stop every Ray on the machine).
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", f"--port={port}",
+                             "--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false",
+                             "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        assert (ray_tmp / "ray" / "ray_current_cluster").read_text().strip().endswith(f":{port}")
+        deadline = time.monotonic() + 120
+        while not address_file.is_file() and head.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert address_file.read_text().strip().endswith(f":{port}")
         got = _connect_in_subprocess(ray_tmp)
     finally:
-        subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
     assert got["started_here"] and not got["address"].endswith(f":{port}")
