@@ -3,6 +3,12 @@ JSON results: :func:`write_json` is the one JSON writer, with the one NaN/inf po
 
 The content goes to a temporary file beside the target, is flushed to disk, and is renamed onto the
 target: a process killed midway leaves the previous file intact and never a partial one in its place.
+Before the rename the file gets the mode a plain ``open`` would give it (0o666 less the umask:
+0644 under umask 022), not the 0600 of ``mkstemp``: results are meant for colleagues too.
+
+A write that fails because the disk is full, read-only or not ours (ENOSPC, EDQUOT, EROFS, EACCES,
+EPERM) raises :class:`OutputWriteError`, which names the folder, after removing its temporary; the
+command lines print it as one line and exit 2.
 
 Temporaries are named ``.<target name>.<random>.tmp`` (``.tmp<suffix>`` for writers that need the
 target's extension, such as video muxers), unique per writer, so two writers never share one. A
@@ -15,6 +21,7 @@ concurrent writer of the same file would look stale too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import math
@@ -30,6 +37,43 @@ import pandas as pd
 
 class OutputPathError(ValueError):
     """An output location cannot be written; the message names the option, the path and why."""
+
+
+class OutputWriteError(OutputPathError, OSError):
+    """A write failed on the disk's side (full, read-only, no permission); names the folder. Also an
+    OSError, so callers that already caught the raw OSError of a failed write still do."""
+
+
+# The errors that say "this folder cannot take the file", as opposed to a bug in the writer.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+def disk_error(err: BaseException, path: str | os.PathLike[str]) -> OutputWriteError | None:
+    """`err` as an OutputWriteError naming the folder of `path`, if it is a disk-side failure."""
+    if not isinstance(err, OSError) or err.errno not in DISK_ERRNOS:
+        return None
+    folder = Path(path).parent
+    what = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exhausted",
+            errno.EROFS: "the filesystem is read-only"}.get(err.errno, "permission denied")
+    return OutputWriteError(f"cannot write {Path(path).name} in {folder}: {what} ({os.strerror(err.errno)})")
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (another thread creating a
+    file meanwhile would otherwise get umask 0)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Give a finished temporary the mode of a newly created file and rename it onto `path`."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
 
 
 def check_output_dir(path: str | os.PathLike[str], option: str) -> Path:
@@ -109,21 +153,28 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = True, clean_stale:
 
     `durable=False` skips the fsyncs, for caches that are rebuilt when an entry is damaged.
     `clean_stale=True` first deletes temporaries of `path` left by killed writers: only for a
-    target with a single writer (checkpoints of one run).
+    target with a single writer (checkpoints of one run). A full or read-only disk raises
+    OutputWriteError (the temporary removed, the previous file intact).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if clean_stale:
-        remove_stale_temporaries(path)
-    tmp = temporary_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if clean_stale:
+            remove_stale_temporaries(path)
+        tmp = temporary_path(path)
+    except OSError as err:
+        raise (disk_error(err, path) or err) from err
     try:
         yield tmp
         if durable and tmp.exists():
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        publish(tmp, path)
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        converted = disk_error(err, path)
+        if converted is not None:
+            raise converted from err
         raise
     if durable:
         fsync_dir(path.parent)

@@ -9,6 +9,7 @@ unpickling is refused, since unpickling could run code it carries.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import shutil
@@ -36,8 +37,12 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     # A run is the only writer of its checkpoints: temporaries of this target left by a killed
     # write are stale (lift.atomic).
+    # Serialised in memory first: torch.save writing to a full disk reports only "unexpected pos",
+    # a plain write reports ENOSPC, which lift.atomic turns into one line naming the folder.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     with atomic_path(path, clean_stale=True) as tmp, open(tmp, "wb") as fh:
-        torch.save(state, fh)
+        fh.write(buffer.getbuffer())
     return path
 
 

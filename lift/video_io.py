@@ -12,7 +12,6 @@ Frame indices are 0-based in decoder output order (the data layer's convention).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,7 +22,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from lift.atomic import temporary_path
+from lift.atomic import publish, temporary_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -443,7 +442,7 @@ class VideoWriter:
         except BaseException:
             self._discard()
             raise
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:

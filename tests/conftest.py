@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -239,3 +244,81 @@ def save_checkpoint():
 def write_folder():
     """`write_frame_folder` for tests: PNG frames frame_0000.png, ... in a new folder."""
     return write_frame_folder
+
+
+# ---- disks that refuse writes: real tmpfs mounts (root only), unmounted in teardown ---------------
+
+def _mount_tmpfs(path: Path, options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root or CAP_SYS_ADMIN")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB filesystem (tmpfs): writes beyond it fail with ENOSPC."""
+    path = tmp_path / "small_disk"
+    _mount_tmpfs(path, "size=256k")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real read-only filesystem (tmpfs mounted ro): chmod does not stop root, a ro mount does."""
+    path = tmp_path / "read_only_disk"
+    _mount_tmpfs(path, "ro,size=64k")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+# ---- Ctrl-C: a real SIGINT to a real subprocess, at a known moment --------------------------------
+
+class Interrupted(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+    signalled: bool  # False: the process ended before `ready` held (the test then fails on it)
+
+
+def _collect(stream: Any, into: list[str]) -> None:
+    for line in stream:
+        into.append(line)
+
+
+def interrupt_when(cmd: list[str], ready: Callable[[str], bool], *, env: dict[str, str] | None = None,
+                   timeout_s: float = 240.0) -> Interrupted:
+    """Run `cmd` in its own process group, wait until `ready(output so far)` holds (polled, never a
+    blind sleep), then send SIGINT to the whole group, as Ctrl-C in a terminal does."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    out: list[str] = []
+    err: list[str] = []
+    readers = [threading.Thread(target=_collect, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=_collect, args=(proc.stderr, err), daemon=True)]
+    for t in readers:
+        t.start()
+    deadline = time.monotonic() + timeout_s
+    signalled = False
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready("".join(out) + "".join(err)):
+                os.killpg(proc.pid, signal.SIGINT)
+                signalled = True
+                break
+            time.sleep(0.05)
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    for t in readers:
+        t.join(timeout=10)
+    return Interrupted(proc.returncode, "".join(out), "".join(err), signalled)
+
+
+@pytest.fixture(scope="session")
+def sigint_at():
+    """`interrupt_when` for tests (conftest modules are not importable by name)."""
+    return interrupt_when

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from lift.atomic import (OutputPathError, atomic_path, atomic_write_text, check_output_dir, remove_stale_temporaries_in,
-                         stale_temporaries, temporary_path, write_json)
+from lift.atomic import (OutputPathError, OutputWriteError, atomic_path, atomic_write_text, check_output_dir,
+                         current_umask, remove_stale_temporaries_in, stale_temporaries, temporary_path, write_json)
 
 
 @pytest.mark.parametrize("durable", [True, False])
@@ -89,3 +93,51 @@ def test_write_json_has_one_nan_policy_for_every_result(tmp_path) -> None:
     write_json(path, {"b": 1, "a": 2}, sort_keys=True)
     assert list(json.loads(path.read_text())) == ["a", "b"]
     assert not list(path.parent.glob(".*.tmp"))  # atomic: no temporary left behind
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_written_files_follow_the_umask_not_mkstemps_0600(tmp_path: Path, umask_022: None) -> None:
+    """Colleagues on a shared cluster must read results: 0644 under umask 022, like a plain open()."""
+    atomic_write_text(tmp_path / "a.txt", "x")
+    write_json(tmp_path / "b.json", {"a": 1})
+    with atomic_path(tmp_path / "c.parquet") as tmp:
+        pd.DataFrame({"a": [1.0]}).to_parquet(tmp)
+    for name in ("a.txt", "b.json", "c.parquet"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+    os.umask(0o077)
+    atomic_write_text(tmp_path / "private.txt", "x")
+    assert stat.S_IMODE((tmp_path / "private.txt").stat().st_mode) == 0o600
+    assert current_umask() == 0o077
+
+
+def test_a_full_disk_names_the_folder_and_keeps_the_previous_file(small_disk: Path) -> None:
+    target = small_disk / "r.json"
+    write_json(target, {"previous": True})
+    with pytest.raises(OutputWriteError, match=rf"^cannot write r.json in {small_disk}: the disk is full"):
+        write_json(target, {"big": "x" * 2**20})
+    assert json.loads(target.read_text()) == {"previous": True}
+    assert [p.name for p in small_disk.iterdir()] == ["r.json"]  # no temporary left to trip a resume
+    with pytest.raises(OSError):  # what callers caught before (e.g. lift.report's `except OSError`)
+        write_json(target, {"big": "x" * 2**20})
+
+
+def test_a_read_only_disk_names_the_folder(read_only_disk: Path) -> None:
+    with pytest.raises(OutputWriteError, match=rf"^cannot write t.txt in {read_only_disk / 'sub'}: the filesystem "
+                                               "is read-only"):
+        atomic_write_text(read_only_disk / "sub" / "t.txt", "x")
+    with pytest.raises(OutputPathError, match="Read-only file system"):  # the CLIs' pre-flight check says so too
+        check_output_dir(read_only_disk / "out", "--out")
+
+
+def test_other_os_errors_are_not_disguised_as_disk_errors(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError):
+        with atomic_path(tmp_path / "x") as tmp:
+            tmp.unlink()
+            tmp.mkdir()
+            raise IsADirectoryError(21, "Is a directory", str(tmp))

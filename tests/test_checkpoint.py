@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 import lift.checkpoint as checkpoint
+from lift.atomic import OutputWriteError
 from lift.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, atomic_copy, load_checkpoint, model_from_checkpoint,
                              save_checkpoint)
 from lift.config import Config, ModelConfig
@@ -159,3 +162,21 @@ def test_bad_model_args_name_the_file(tmp_path: Path) -> None:
     path, _ = _model_checkpoint(tmp_path, "badargs.pt", cfg, model_args={"window": 4})
     with pytest.raises(CheckpointError, match=r"badargs.pt: cannot build model 'lift': .*window: got 4"):
         model_from_checkpoint(path)
+
+
+def test_checkpoints_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        save_checkpoint({"format": CHECKPOINT_FORMAT}, tmp_path / "last.pt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "last.pt").stat().st_mode) == 0o644
+
+
+def test_a_full_disk_is_one_error_naming_the_folder_not_torchs_unexpected_pos(small_disk: Path) -> None:
+    path = small_disk / "last.pt"
+    save_checkpoint({"format": CHECKPOINT_FORMAT, "x": torch.zeros(4)}, path)
+    with pytest.raises(OutputWriteError, match=rf"^cannot write last.pt in {small_disk}: the disk is full"):
+        save_checkpoint({"format": CHECKPOINT_FORMAT, "x": torch.zeros(2**20)}, path)
+    assert load_checkpoint(path)["x"].numel() == 4  # the previous checkpoint is intact
+    assert [p.name for p in small_disk.iterdir()] == ["last.pt"]

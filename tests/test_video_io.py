@@ -5,6 +5,7 @@ The clip (h264 + AAC, 12 frames at 30000/1001 fps) and the frame-folder writer a
 
 from __future__ import annotations
 
+import stat
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from lift.atomic import current_umask
 from lift.video_io import FrameReader, VideoIOError, VideoWriter, check_writable, choose_encoder, read_video_rgb
 
 
@@ -98,6 +100,7 @@ def test_writer_is_lossless_atomic_and_copies_audio(tmp_path: Path, clip: Path, 
         times = [float(p.pts * p.time_base) for p in container.demux(audio=0) if p.size]
     assert writer.audio_streams == 1 and len(times) == writer.audio_packets > 0 and max(times) < audio_end
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.mp4"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~current_umask()  # not mkstemp's 0600
 
     aborted = VideoWriter(tmp_path / "aborted.mp4", clip_spec.rate, clip_spec.width, clip_spec.height, encoder)
     aborted.write(frames[0])

@@ -102,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     except (InterpolateError, VideoIOError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # The writers drop their temporaries on any exception (lift.video_io): no partial video.
+        print(f"\ninterrupted: {args.output} was not written (nothing partial is left); run the command again",
+              file=sys.stderr)
+        return 130
     print(result.summary())
     if result.montage is not None:
         print(f"wrote montage {result.montage}")

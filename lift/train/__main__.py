@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from lift.atomic import OutputPathError, check_output_dir
+from lift.atomic import OutputPathError, OutputWriteError, check_output_dir
 from lift.checkpoint import CheckpointError, config_from_checkpoint, load_checkpoint
 from lift.config import (
     FLAT_FLAGS,
@@ -205,9 +206,24 @@ def _setup_logging() -> None:
     log.setLevel(logging.INFO)
 
 
-def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str) -> int:
+def _next_step(cfg: Config, argv: list[str]) -> str:
+    """After a run stopped early (Ctrl-C, a full disk): how to go on. Before the first checkpoint
+    there is nothing to resume, so the fresh run's folder (created by this process: check_run_dir
+    refused any other) is removed and the advice is to start again; never a --resume that fails."""
+    run_dir = Path(cfg.paths.run_dir)
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return f"continue from the last completed epoch with:\n  python -m lift.train --resume --run_dir {run_dir}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return (f"stopped before the first checkpoint (the end of epoch 1), so there is nothing to resume and "
+            f"{run_dir} was removed; start again with:\n  python -m lift.train {shlex.join(argv)}")
+
+
+def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str, argv: list[str]) -> int:
     try:
         result = fit(cfg, reporter=console_reporter, resume_from=resume_from, evaluate_split=evaluate_split)
+    except OutputWriteError as err:  # the disk refused a checkpoint or table: one line, then what next
+        print(f"{prog}: error: {err}\n  {_next_step(cfg, argv)}", file=sys.stderr)
+        return 2
     except INPUT_ERRORS as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
@@ -215,8 +231,7 @@ def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; continue from the last completed epoch with:\n"
-              f"  python -m lift.train --resume --run_dir {cfg.paths.run_dir}", file=sys.stderr)
+        print(f"\n{prog}: interrupted; {_next_step(cfg, argv)}", file=sys.stderr)
         return 130
     fm = " ".join(f"{k}={v:.4g}" for k, v in result.final_metrics.items() if isinstance(v, float) and math.isfinite(v))
     print(f"done: {result.epochs_completed} epochs, {result.step} steps; final {evaluate_split}: {fm}\n"
@@ -226,6 +241,7 @@ def _train(cfg: Config, resume_from: Path | None, evaluate_split: str, prog: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     _setup_logging()
     try:
@@ -233,10 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     except INPUT_ERRORS as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # nothing written yet: checks and --dry_run only read
+        print(f"\n{parser.prog}: interrupted before training started; nothing was written", file=sys.stderr)
+        return 130
     if prepared is None:
         return 0
     cfg, resume_from = prepared
-    return _train(cfg, resume_from, args.evaluate_split, parser.prog)
+    return _train(cfg, resume_from, args.evaluate_split, parser.prog, argv)
 
 
 if __name__ == "__main__":

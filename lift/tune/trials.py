@@ -10,9 +10,14 @@ runs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +221,11 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
         tuner = restore_tuner(paths, trainable)
     else:
         tuner = _new_tuner(paths, study, trainable, ledger, callbacks=callbacks, verbose=verbose)
-    grid = tuner.fit()
+    with ctrl_c_stops_tune() as ctrl_c:
+        grid = tuner.fit()
+    if ctrl_c.pressed:
+        # Trials cut short by Ctrl-C look failed or unfinished to Tune: never report them as results.
+        raise StudyInterrupted(f"Ctrl-C: the trials stopped; Tune saved the experiment in {paths.trials_dir}")
     finished = grid.num_terminated + grid.num_errors
     if finished < len(grid):
         raise StudyInterrupted(f"{finished} of {len(grid)} started trials finished before the run stopped; run the "
@@ -226,6 +235,51 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     confirm_result = _confirm_result(paths, study, records, arm_results, confirm_seeds(cfg))
     write_json(marker, {"experiment": str(paths.trials_dir), "arms": arm_results, "confirm": confirm_result})
     return arm_results, confirm_result
+
+
+@dataclass
+class CtrlC:
+    pressed: bool = False
+
+
+@contextlib.contextmanager
+def ctrl_c_stops_tune() -> Iterator[CtrlC]:
+    """Around `Tuner.fit`: the first Ctrl-C is remembered and stops Tune gracefully (its SIGUSR1 stop,
+    which saves the experiment), a second aborts at once.
+
+    Tune's own SIGINT handler (disabled here with its documented TUNE_DISABLE_SIGINT_HANDLER) stops
+    the same way but tells no one: `fit` returns as if the run had ended, and trials the signal cut
+    short then read as failures.
+    """
+    state = CtrlC()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield state
+        return
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGUSR1)
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        # SIGUSR1 is Tune's once its run has started; before, a Ctrl-C must abort at once.
+        tune_listens = signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        first, state.pressed = not state.pressed, True
+        if not (first and tune_listens):
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    # An earlier Tune run in this process leaves its SIGUSR1 handler behind, listening to nothing.
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+    try:
+        yield state
+    finally:
+        for signum, handler in zip((signal.SIGINT, signal.SIGUSR1), previous):
+            # None: a handler set outside Python, which Python cannot put back.
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        if previous_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
 
 
 def restore_tuner(paths: StudyPaths, trainable: Any) -> tune.Tuner:

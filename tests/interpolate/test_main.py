@@ -1,5 +1,5 @@
 """`python -m lift.interpolate` (lift/interpolate/__main__.py): the command line writes the video; bad input is one
-clear line on stderr, exit code 2, and nothing written.
+clear line on stderr, exit code 2, and nothing written; Ctrl-C is exit 130 and nothing written.
 
 The clip and the tiny untrained checkpoint are the fixtures of tests/conftest.py (see the interpolation
 section there).
@@ -232,3 +232,19 @@ def test_missing_published_weights_are_one_line(tmp_path: Path, clip: Path, caps
     rc = main(["--pretrained", "rife_hd", "--input", str(clip), "--output", str(tmp_path / "o.mp4"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "make rife-weights" in err
+
+
+def test_ctrl_c_exits_130_with_one_message_and_no_partial_video(tmp_path: Path, carphone_clip: Path, checkpoint: Path,
+                                                               sigint_at) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = out_dir / "slow.mp4"
+    cmd = [sys.executable, "-m", "lift.interpolate", "--checkpoint", str(checkpoint), "--input", str(carphone_clip),
+           "--output", str(out), "--factor", "8", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    # Interrupted once the encoder has its temporary file: mid-video.
+    got = sigint_at(cmd, lambda _: any(out_dir.iterdir()), env=env)
+    assert got.signalled, got.stderr[-2000:]
+    assert got.returncode == 130, got.stderr[-2000:]
+    assert got.stderr.strip() == f"interrupted: {out} was not written (nothing partial is left); run the command again"
+    assert list(out_dir.iterdir()) == []

@@ -1,8 +1,15 @@
-"""`studies/context_ablation.py`: invalid studies fail before any trial starts, with a clear message."""
+"""`studies/context_ablation.py`: invalid studies fail before any trial starts, with a clear message;
+Ctrl-C is an interruption that resumes."""
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,3 +102,45 @@ def test_unknown_flag_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         _cli().main(["--epochs", "3"])
     assert exc.value.code == 2 and "unrecognized arguments: --epochs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_a_finished_trial_is_interrupted_and_resumes(tmp_path: Path, tiny_study, sigint_at) -> None:
+    """Ctrl-C (SIGINT to the driver's process group, as a terminal sends it) after finished trials:
+    exit 130 and the resume command, not a failed study; the resume then completes it."""
+    out = tmp_path / "study"
+    cmd = [sys.executable, str(REPO / "studies" / "context_ablation.py"), "--preset", "footage", "--out", str(out),
+           # 4 slots: every tuning trial runs at once, so Ctrl-C reaches them all (a failure before)
+           "--cpus-per-trial", "0.5", "--no-report", "--allow-underpowered",
+           *_sets([*tiny_study, "train.epochs=1", "asha.grace_period=1"])]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    # Once the window-3 arm has finished tuning, while window 7 (slower) still trains: the arm whose
+    # trials the signal cut short then looked like an arm without a full-budget trial (exit 1).
+    def one_arm_tuned(text: str) -> bool:
+        return len(re.findall(r"^\[tune \d+/4\] window=3 trial", text, re.M)) == 2
+
+    got = sigint_at(cmd, one_arm_tuned, env=env, timeout_s=400)
+    assert got.signalled, got.stdout[-3000:] + got.stderr[-3000:]
+    assert got.returncode == 130, got.stdout[-3000:] + got.stderr[-3000:]
+    assert f"continue with: python studies/context_ablation.py --out {out} --resume" in got.stderr
+    assert "Traceback" not in got.stderr and "no tuning trial trained" not in got.stderr
+    assert not (out / "study_summary.json").exists()
+    resumed = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert json.loads((out / "study_summary.json").read_text())["complete"]
+
+
+def test_a_read_only_study_folder_fails_before_ray(read_only_disk: Path, tiny_study, capsys) -> None:
+    out = read_only_disk / "study"
+    assert _cli().main(["--preset", "footage", "--out", str(out), "--allow-underpowered", *_sets(tiny_study)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"context_ablation.py: error: --out {out}: cannot write in {read_only_disk} (Read-only file system)"
+
+
+def test_a_disk_error_of_tune_names_its_file() -> None:
+    cli = _cli()
+    failure = cli._disk_failure(OSError(errno.ENOSPC, "No space left on device", "/s/trials/x/result.json"), Path("/s"))
+    assert str(failure) == "cannot write result.json in /s/trials/x: the disk is full (No space left on device)"
+    assert "trials" in str(cli._disk_failure(OSError(errno.EROFS, "Read-only file system"), Path("/s")))
+    assert cli._disk_failure(OSError(errno.ENOENT, "No such file"), Path("/s")) is None

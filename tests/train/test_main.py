@@ -1,8 +1,9 @@
 """`python -m lift.train` (lift/train/__main__.py) configuration: --dry_run output and every config error path
-(exit 2, one line)."""
+(exit 2, one line), and Ctrl-C (exit 130)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,51 @@ def test_module_entry_point_runs_as_a_program(tmp_path: Path) -> None:
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "python -m lift.train: error: train.epochs: got 'oops'; expected an integer"
+
+
+# ---- Ctrl-C: exit 130, and a --resume suggested only when there is something to resume ------------
+
+def _train_cmd(run: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "lift.train", "--run_dir", str(run), "--device", "cpu", "--amp", "off",
+            "--dataset", "synthetic", "--epochs", "2", "--set", "data.crop_size=[32,32]",
+            "--set", "data.frame_size=[32,48]", "--set", "data.max_sequences=2", "--set", "model.block_depth=1",
+            "--set", f"train.max_steps_per_epoch={steps}", "--set", "data.train_samples_per_epoch=null",
+            "--set", "train.batch_size=2", "--set", "data.eval_targets_per_video=1",
+            "--set", "logging.progress=off", "--set", "eval.lpips=false"]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+
+def test_ctrl_c_after_a_checkpoint_suggests_a_resume_that_works(tmp_path: Path, sigint_at) -> None:
+    run = tmp_path / "run"
+    cmd = _train_cmd(run, steps=4)
+    got = sigint_at(cmd, lambda out: "epoch 1 step" in out, env=_env())
+    assert got.signalled, got.stderr[-2000:]
+    assert got.returncode == 130 and "Traceback" not in got.stderr, got.stderr[-2000:]
+    assert f"python -m lift.train --resume --run_dir {run}" in got.stderr
+    resumed = subprocess.run([sys.executable, "-m", "lift.train", "--resume", "--run_dir", str(run)], env=_env(),
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "done: 2 epochs" in resumed.stdout, resumed.stderr[-2000:]
+
+
+def test_ctrl_c_before_the_first_checkpoint_says_start_again(tmp_path: Path, sigint_at) -> None:
+    run = tmp_path / "run"
+    cmd = _train_cmd(run, steps=100_000)  # epoch 1 cannot end before the signal
+    got = sigint_at(cmd, lambda out: (run / "config.yaml").is_file(), env=_env())
+    assert got.signalled, got.stderr[-2000:]
+    assert got.returncode == 130 and "Traceback" not in got.stderr, got.stderr[-2000:]
+    assert "--resume" not in got.stderr and "nothing to resume" in got.stderr
+    assert f"python -m lift.train --run_dir {run}" in got.stderr  # the same command, to start again
+    assert not run.exists()  # no half run that a fresh start would refuse
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = small_disk / "run"
+    code, _, err = _run(capsys, *_train_cmd(run, steps=2)[3:], "--set", "model.width=1.0")
+    assert code == 2, err
+    first, advice = err.strip().splitlines()[-3:-1]
+    assert first.startswith("python -m lift.train: error: cannot write last.pt in ") and "the disk is full" in first
+    assert "nothing to resume" in advice and "--resume" not in err and "Traceback" not in err
+    assert not run.exists()  # the same command can start again once there is space

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +15,7 @@ from ray.tune import Callback
 
 from lift.tune.study_config import StudyError
 from lift.tune.study_folder import StudyPaths
-from lift.tune.trials import SessionCallbacks, restore_tuner, trial_dirname
+from lift.tune.trials import SessionCallbacks, ctrl_c_stops_tune, restore_tuner, trial_dirname
 
 
 class Recorder(Callback):
@@ -66,3 +69,37 @@ def test_a_snapshot_from_another_version_is_refused_with_the_folder_named(tmp_pa
     with pytest.raises(StudyError, match="another version of lift") as err:
         restore_tuner(StudyPaths(tmp_path / "study"), lambda config: None)
     assert str(trials_dir) in str(err.value) and "BudgetAwareOptunaSearch" in str(err.value)
+
+
+class CtrlCAfterFirstResult(Callback):
+    """Press Ctrl-C (a real SIGINT to this process) once the first trial has reported."""
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if not getattr(self, "sent", False):
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def _slow(config: dict) -> None:
+    for i in range(200):
+        time.sleep(0.05)
+        tune.report({"i": i})
+
+
+def test_ctrl_c_stops_tune_gracefully_and_is_remembered(ray_session: str, tmp_path) -> None:
+    """Tune's own handler stops the run too, but fit() then returns as if it had ended."""
+    tuner = tune.Tuner(_slow, tune_config=tune.TuneConfig(num_samples=2),
+                       run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0,
+                                                 callbacks=[CtrlCAfterFirstResult()]))
+    before = signal.getsignal(signal.SIGINT)
+    t0 = time.monotonic()
+    with ctrl_c_stops_tune() as ctrl_c:
+        grid = tuner.fit()  # returns: Tune stopped on the signal, saving its state
+    assert ctrl_c.pressed and time.monotonic() - t0 < 60
+    # Tune reports the trials it stopped as TERMINATED, like finished ones: only the flag tells.
+    assert all((r.metrics or {}).get("i", -1) < 199 for r in grid) and tune.Tuner.can_restore(str(tmp_path / "exp"))
+    assert signal.getsignal(signal.SIGINT) is before and "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
+    with pytest.raises(KeyboardInterrupt):  # before a Tune run listens (or a second press): at once
+        with ctrl_c_stops_tune():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
