@@ -109,6 +109,7 @@ from lift.tune.study_folder import (
     StageClock,
     StudyInterrupted,
     StudyPaths,
+    hold_folder,
     prepare_folder,
     read_json,
 )
@@ -260,13 +261,23 @@ def run_study(cfg: StudyConfig, out: str | Path, *, resume: bool = False, callba
     """Validate, then tune every arm, confirm, evaluate the baselines and write the summary.
 
     Ray must already be initialised (lift.tune.ray_setup.connect). Raises StudyError before any
-    trial starts if anything is invalid, StudyInterrupted if a stage ended unfinished.
-    `validated`: the result of validate_study(cfg) when the caller already ran it.
+    trial starts if anything is invalid (or another process drives the folder), StudyInterrupted
+    if a stage ended unfinished. `validated`: the result of validate_study(cfg) when the caller
+    already ran it. The folder is locked while this runs (lift.tune.study_folder.hold_folder).
     """
     if not ray.is_initialized():
         raise StudyError("Ray is not initialised: call lift.tune.ray_setup.connect() first")
-    t_validate = time.perf_counter()
     paths = StudyPaths(Path(out).expanduser().resolve())  # pyarrow (Tune storage) needs absolute paths
+    with hold_folder(paths):
+        return _drive(cfg, paths, resume=resume, callbacks=callbacks, verbose=verbose, report_dir=report_dir,
+                      log=log, validated=validated, allow_underpowered=allow_underpowered)
+
+
+def _drive(cfg: StudyConfig, paths: StudyPaths, *, resume: bool, callbacks: list[Any] | None, verbose: int,
+           report_dir: Path | None, log: Any, validated: ValidatedStudy | None,
+           allow_underpowered: bool) -> StudyOutcome:
+    """run_study's stages, in the folder this process holds."""
+    t_validate = time.perf_counter()
     reuse = validated is not None and validated.config is cfg
     study = validated if reuse else validate_study(cfg, allow_underpowered=allow_underpowered)
     capacity = check_cluster(cfg)

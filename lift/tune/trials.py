@@ -208,7 +208,7 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     marker = paths.trials_dir / TRIALS_RESULT
     if marker.is_file():
         done = read_json(marker)
-        return done["arms"], done["confirm"]
+        return _rebased(paths, done["arms"], done["confirm"])
     ledger = TrialLedger(paths.ledger)
     trainable = _trainable(cfg, {arm.key: study.train_configs[arm.key].to_dict() for arm in study.arms}, ledger)
     SessionCallbacks.use(callbacks)
@@ -226,6 +226,17 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     confirm_result = _confirm_result(paths, study, records, arm_results, confirm_seeds(cfg))
     write_json(marker, {"experiment": str(paths.trials_dir), "arms": arm_results, "confirm": confirm_result})
     return arm_results, confirm_result
+
+
+def _rebased(paths: StudyPaths, arms: dict[str, dict[str, Any]],
+             confirm: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The marker's records with their trial folders under the study folder as it is now (the
+    marker names them by absolute path, and the folder may have been copied or moved since)."""
+    for record in [t for arm in arms.values() for t in arm["trials"]] + confirm["runs"]:
+        record["path"] = str(paths.trials_dir / Path(record["path"]).name)
+        if "test_table" in record:
+            record["test_table"] = str(Path(record["path"]) / SAMPLES)
+    return arms, confirm
 
 
 def restore_tuner(paths: StudyPaths, trainable: Any) -> tune.Tuner:
