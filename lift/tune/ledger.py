@@ -114,7 +114,7 @@ class TrialLedger:
             entry = None
         missing = [k for k in REQUIRED if k not in entry] if isinstance(entry, dict) else list(REQUIRED)
         if missing or entry["trial_id"] != path.stem:
-            what = ("not valid JSON (truncated or damaged)" if entry is None else
+            what = ("not valid JSON: truncated or damaged" if entry is None else
                     f"missing {', '.join(missing)}" if missing else f"it names trial {entry['trial_id']!r}")
             raise StudyError(f"{path}: damaged ledger entry ({what}); it only records that trial {path.stem} finished: "
                              "delete it and resume (the trial's outcome is then taken from Tune's snapshot, or the "

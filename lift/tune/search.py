@@ -47,7 +47,7 @@ import pickle
 import optuna
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
 from lift.tune.ledger import TrialLedger, entry_for
 from lift.tune.study_config import SearchParam
@@ -469,6 +469,25 @@ class ArmSearcher(_Relocatable, Searcher):
                 continue  # finished before a crash (lift.tune.ledger)
             self._confirm_queue.append({**params, "study": {**self._info[arm], "stage": "confirm", "seed": seed,
                                                             "tuned_trial": trial_id}})
+
+
+class StudySearchGenerator(SearchGenerator):
+    """Tune's wrapper of the study's searcher (what it makes of any ``Searcher``), re-pointing a
+    restored experiment at the folder being driven.
+
+    Tune's ``SearchGenerator`` pickles the ``Experiment`` it creates new trials from, storage
+    location included, and restores it on resume as it was: trials created after resuming a copied
+    or moved study would otherwise be written into the original folder (or fail where it is gone).
+    """
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        folder = driven_folder()
+        experiment = state.get("experiment")
+        if folder is not None and experiment is not None:
+            # The experiment runs in <study>/trials (RunConfig(storage_path=<study>, name="trials")).
+            experiment.storage.storage_fs_path = folder.root.as_posix()
+            experiment.storage.experiment_dir_name = folder.trials_dir.name
+        super().set_state(state)
 
 
 class PerArmScheduler(_Relocatable, FIFOScheduler):

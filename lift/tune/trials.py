@@ -26,6 +26,7 @@ from lift.tune.ledger import TrialLedger, params_of, trial_identity
 from lift.tune.search import (
     ArmSearcher,
     PerArmScheduler,
+    StudySearchGenerator,
     choose_best,
     drop_optuna_study,
     make_asha,
@@ -277,7 +278,7 @@ def _new_tuner(paths: StudyPaths, study: ValidatedStudy, trainable: Any, ledger:
     searcher = ArmSearcher(per_arm, budget, max_t=study.epochs, confirm_seeds=confirm_seeds(cfg), ledger=ledger)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=PerArmScheduler(schedulers, ledger),
+        tune_config=tune.TuneConfig(search_alg=StudySearchGenerator(searcher), scheduler=PerArmScheduler(schedulers, ledger),
                                     num_samples=searcher.total_trials, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=_run_config(paths.trials_dir.name, paths.root, cfg, callbacks, verbose),

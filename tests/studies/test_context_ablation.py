@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lift.tune.study_config import load_study_config
+from lift.tune.study_folder import StudyPaths, prepare_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,3 +97,16 @@ def test_unknown_flag_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         _cli().main(["--epochs", "3"])
     assert exc.value.code == 2 and "unrecognized arguments: --epochs" in capsys.readouterr().err
+
+
+def test_resume_of_a_truncated_study_yaml_is_refused_not_planned_with_defaults(tmp_path: Path, tiny_study,
+                                                                                 capsys) -> None:
+    """Issue 26 item 7: a study.yaml cut before `search:` still parses; its missing sections must not
+    come back as defaults (4 tuning trials, 3 seeds, the default space)."""
+    paths = StudyPaths(tmp_path / "study")
+    prepare_folder(paths, load_study_config("footage", [*tiny_study, "confirm.seeds=1"]), resume=False)
+    text = paths.study_yaml.read_text()
+    paths.study_yaml.write_text(text[:text.index("\nsearch:") + 1])
+    assert _cli().main(["--out", str(paths.root), "--resume", "--allow-underpowered"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(paths.study_yaml) in err[0] and "search" in err[0] and "missing" in err[0], err

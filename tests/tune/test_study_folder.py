@@ -123,7 +123,7 @@ def test_a_damaged_state_ledger_entry_or_optuna_db_is_refused(study_folder: Stud
     entry = study_folder.ledger / "t1.json"
     whole = entry.read_text()
     entry.write_text(whole[:40])
-    assert "delete it and resume" in _refused(study_folder, entry, "damaged ledger entry (not valid JSON")
+    assert "delete it and resume" in _refused(study_folder, entry, "damaged ledger entry (not valid JSON: truncated")
     entry.write_text(json.dumps({**json.loads(whole), "trial_id": "t2"}))
     _refused(study_folder, entry, "it names trial 't2'")
     entry.write_text(whole)
