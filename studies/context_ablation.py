@@ -41,7 +41,7 @@ from lift.tune.study_config import (  # noqa: E402
     load_study_config,
     trials_per_arm,
 )
-from lift.tune.study_folder import StudyPaths, check_study_folder  # noqa: E402
+from lift.tune.study_folder import StudyPaths, check_study_folder, refuse_if_held  # noqa: E402
 
 
 def use_loopback_for_local_ray() -> None:
@@ -119,6 +119,8 @@ def resolve_study(args: argparse.Namespace) -> tuple[StudyConfig, Path]:
     folder = StudyPaths(Path(args.out)) if args.out else None
     # A resumed folder's files are verified (study.yaml whole, no damaged file) before Ray starts.
     stored = check_study_folder(folder) if args.resume and folder and folder.study_yaml.is_file() else None
+    if stored is not None:
+        refuse_if_held(folder)  # another driver: say so now, not after Ray has started
     if stored is not None and not defining:
         cfg = apply_study_overrides(stored, _resources(args))
         validate_study_config(cfg)

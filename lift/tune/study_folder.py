@@ -271,6 +271,14 @@ def _lock(paths: StudyPaths) -> int:
     return fd
 
 
+def refuse_if_held(paths: StudyPaths) -> None:
+    """StudyError naming the holder if another process drives `paths` now: lets a command refuse
+    before it starts Ray (run_study still takes the lock for the whole run)."""
+    if paths.root not in _held and paths.lock.is_file():
+        with hold_folder(paths):
+            pass
+
+
 @contextlib.contextmanager
 def hold_folder(paths: StudyPaths) -> Iterator[StudyPaths]:
     """Drive `paths` alone: take its lock (creating the folder), or StudyError naming the holder.

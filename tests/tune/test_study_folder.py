@@ -25,6 +25,7 @@ from lift.tune.study_folder import (
     hold_folder,
     prepare_folder,
     read_stored_study,
+    refuse_if_held,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,13 +159,17 @@ def test_one_process_drives_a_folder_and_a_dead_holder_releases_it(tmp_path: Pat
         with pytest.raises(StudyError) as err, hold_folder(paths):
             pass
         message = str(err.value)
+        with pytest.raises(StudyError, match=f"pid {holder.pid} "):
+            refuse_if_held(paths)
         assert f"another driver holds this study (pid {holder.pid} on host " in message and "started 20" in message
         assert driven_folder() is None
     finally:
         holder.send_signal(signal.SIGKILL)  # dies holding the lock, as a crashed driver does
         holder.wait()
     # The kernel released the dead holder's lock: the next driver takes it over.
+    refuse_if_held(paths)
     with hold_folder(paths) as held, hold_folder(paths):  # re-entrant within a process
         assert driven_folder() == held
+        refuse_if_held(paths)
         assert json.loads(paths.lock.read_text())["pid"] == os.getpid()
     assert driven_folder() is None
