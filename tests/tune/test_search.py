@@ -17,6 +17,7 @@ from ray.tune.search import Searcher
 
 from lift.tune.search import (
     ArmSearcher,
+    OptunaArmSearch,
     choose_best,
     PerArmScheduler,
     make_asha,
@@ -251,3 +252,17 @@ def test_unpickled_searcher_and_scheduler_write_only_into_the_folder_being_drive
         restored.on_trial_complete("t2", _full(21.0))
     assert not original.root.exists()
     assert TrialState.COMPLETE in {t.state for t in _trials(sqlite_storage(moved.optuna_db), "b")}
+
+
+def test_a_searcher_pickled_before_trials_were_kept_by_number_still_restores(tmp_path: Path) -> None:
+    """A study interrupted under the previous lift pickled each arm's Optuna study and trial handles."""
+    storage = sqlite_storage(tmp_path / "optuna.db")
+    searcher = _searcher(storage, "arm").searcher
+    searcher.suggest("t1")
+    old = {k: v for k, v in searcher.__dict__.items() if k not in ("_study_cache", "_handles", "_trial_numbers",
+                                                                   "_storage_url", "_sampler")}
+    old.update({"_study": searcher._study, "_trials": dict(searcher._trials), "_optuna_storage": storage})
+    restored = OptunaArmSearch.__new__(OptunaArmSearch)
+    restored.__setstate__(pickle.loads(pickle.dumps(old)))
+    restored.on_trial_complete("t1", _full(20.0))
+    assert [t.state for t in _trials(storage, "arm")] == [TrialState.COMPLETE]
