@@ -3,7 +3,7 @@
     python studies/bad_input_sweep.py [--jobs 2] [--only PREFIX] [--keep DIR]
 
 Every case runs one command line (``python -m lift.train``, ``lift.evaluate``, ``lift.interpolate``,
-``lift.data prepare``, ``lift.report``) as a subprocess on small real inputs built first (a tiny
+``lift.data prepare``, ``lift.report``, ``studies/context_ablation.py --resume``) as a subprocess on small real inputs built first (a tiny
 checkpoint, a short clip, baseline tables of the embedded clips, a fake finished run), and is
 classified:
 
@@ -44,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import torch
 import yaml
@@ -54,6 +55,9 @@ sys.path.insert(0, str(REPO))
 from lift.config import load_config  # noqa: E402
 from lift.model import build_model  # noqa: E402
 from lift.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint  # noqa: E402
+from lift.tune.ledger import TrialLedger, entry_for  # noqa: E402
+from lift.tune.study_config import load_study_config  # noqa: E402
+from lift.tune.study_folder import StageClock, StudyPaths, prepare_folder  # noqa: E402
 from lift.video_io import VideoWriter, choose_encoder, read_video_rgb  # noqa: E402
 
 PY = sys.executable
@@ -64,6 +68,14 @@ TINY = ["--set", "model.width=0.125", "--set", "model.block_depth=1", "--set", "
         "--set", "train.max_steps_per_epoch=2", "--set", "train.batch_size=2", "--set", "logging.image_every=0",
         "--set", "logging.progress=off", "--set", "eval.lpips=false", "--device", "cpu", "--amp", "off"]
 
+# A toy study (the real-footage preset, two small arms): its folder is checked before any trial runs.
+TINY_STUDY = ["arms.windows=[3,7]", "arms.offsets=[1]", "search.num_samples=2", "confirm.seeds=1", "train.epochs=3",
+              "train.max_steps_per_epoch=2", "train.batch_size=2", "data.crop_size=[32,32]", "data.frame_size=[48,64]",
+              "data.eval_targets_per_video=1", "model.width=0.125", "model.block_depth=1"]
+# Holds a study folder's lock as a driver would, for a minute at most.
+HOLDER = ("import sys, time; from pathlib import Path; from lift.tune.study_folder import StudyPaths, hold_folder\n"
+          "with hold_folder(StudyPaths(Path(sys.argv[1]))):\n    print('held', flush=True); time.sleep(60)")
+
 
 @dataclasses.dataclass
 class Case:
@@ -73,6 +85,7 @@ class Case:
     expect: str = "error"  # or "ok": a fault the tool must survive
     check: Callable[[], bool] | None = None  # post-condition (input unchanged, nothing half-written, ...)
     until_merged: bool = False
+    before: Callable[[], None] | None = None  # run just before the command (e.g. start a competing process)
     kill_after_s: float | None = None  # SIGKILL the process group this long after its first checkpoint,
     # then run `then`
     after_kill: Callable[[], None] | None = None
@@ -114,6 +127,7 @@ class Inputs:
         self.broken.write_bytes(b"this is not a video" * 50)
         self.run = self._finished_run(root / "runs" / "finished")
         self.tables = self._tables(root / "tables")
+        self.study = self._study_folder(root / "study")
 
     def _checkpoint(self, path: Path, window: int, config_window: int | None = None) -> Path:
         cfg = load_config(None, ["model.width=0.125", "model.block_depth=1", f"data.window={config_window or window}"])
@@ -203,6 +217,19 @@ class Inputs:
         notparquet.parent.mkdir()
         notparquet.write_text("not parquet")
         out["garbage"] = notparquet
+        return out
+
+    def _study_folder(self, out: Path) -> Path:
+        """A toy study folder as an interrupted study leaves it (study.yaml, state.json, a ledger entry,
+        optuna.db): a resume checks it before any trial runs."""
+        paths = StudyPaths(out)
+        prepare_folder(paths, load_study_config("footage", TINY_STUDY), resume=False)
+        StageClock(paths).add("validate", 1.0, slots=1)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        optuna.create_study(storage=f"sqlite:///{paths.optuna_db}", study_name="footage-study/window=3")
+        config = {"optim.lr": 1e-3, "study": {"stage": "tune", "arm": "window=3", "seed": 0}}
+        TrialLedger(paths.ledger).record(entry_for("t1", config, {"val_psnr": 20.0, "training_iteration": 3},
+                                                   path=str(paths.trials_dir / "w3_t1"), checkpoint=None))
         return out
 
 
@@ -427,6 +454,8 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
              check=lambda: (other / "mine.txt").read_text() == "keep"),
     ]
 
+    out += _study_cases(inp, scratch)
+
     # --- kill and resume: training killed at random moments, then --resume ---
     rng = random.Random(int(os.environ.get("LIFT_SWEEP_SEED", "0")))
     for i in range(3):
@@ -520,6 +549,60 @@ def _disk_cases(study: list[str], train: list[str], scratch: Path) -> list[Case]
     ]
 
 
+def _damaged_study(inp: Inputs, scratch: Path, name: str, damage: Callable[[Path], None]) -> Path:
+    folder = scratch / "studies" / name
+    shutil.copytree(inp.study, folder)
+    damage(folder)
+    return folder
+
+
+def _truncate(path: Path, keep: int | str) -> None:
+    text = path.read_text()
+    path.write_text(text[:text.index(keep)] if isinstance(keep, str) else text[:keep])
+
+
+class _Holder:
+    """A second process holding a study folder's lock while the case runs (started by `before`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.proc = folder, None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([PY, "-c", HOLDER, str(self.folder)], stdout=subprocess.PIPE, text=True,
+                                     env=_env(), cwd=REPO)
+        self.proc.stdout.readline()  # "held"
+
+    def stop(self) -> bool:
+        self.proc.kill()
+        self.proc.wait()
+        return True
+
+
+def _study_cases(inp: Inputs, scratch: Path) -> list[Case]:
+    """--resume on a damaged study folder is refused naming the file (before Ray starts); a second
+    driver of a folder is refused naming the first (issue 26)."""
+    resume = [PY, str(REPO / "studies" / "context_ablation.py"), "--resume", "--no-report", "--allow-underpowered",
+              "--out"]
+    damages: dict[str, tuple[Callable[[Path], None], str]] = {
+        "study.yaml truncated before search:": (lambda f: _truncate(f / "study.yaml", "\nsearch:"), "study.yaml"),
+        "study.yaml not YAML": (lambda f: (f / "study.yaml").write_text("name: [unclosed\n"), "study.yaml"),
+        "state.json truncated": (lambda f: _truncate(f / "state.json", 20), "state.json"),
+        "ledger entry truncated": (lambda f: _truncate(f / "ledger" / "t1.json", 30), "t1.json"),
+        "optuna.db corrupt": (lambda f: (f / "optuna.db").write_bytes(b"\0" * 4096), "optuna.db"),
+    }
+    out = []
+    for name, (damage, needle) in damages.items():
+        folder = _damaged_study(inp, scratch, name.split()[0].replace(".", "_") + str(len(out)), damage)
+        files = _tree(folder)
+        out.append(Case(f"study/--resume, {name}", [*resume, str(folder)], needle,
+                        check=lambda folder=folder, files=files: _tree(folder) == files))
+    held = _damaged_study(inp, scratch, "held", lambda f: None)
+    holder = _Holder(held)
+    out.append(Case("study/--resume while another driver holds the folder", [*resume, str(held)],
+                    "another driver holds this study (pid", before=holder.start, check=holder.stop))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Running and classifying
 # ---------------------------------------------------------------------------------------------
@@ -579,6 +662,8 @@ def run_case(case: Case) -> Outcome:
     t0 = time.perf_counter()
     try:
         note = ""
+        if case.before is not None:
+            case.before()
         if case.kill_after_s is not None:
             proc, note = _killed_then_resumed(case)
         elif case.sigint_when is not None:

@@ -41,9 +41,9 @@ from lift.tune.study_config import (  # noqa: E402
     StudyConfig,
     StudyError,
     load_study_config,
-    study_from_dict,
     trials_per_arm,
 )
+from lift.tune.study_folder import StudyPaths, check_study_folder, refuse_if_held  # noqa: E402
 
 
 def use_loopback_for_local_ray() -> None:
@@ -115,15 +115,16 @@ def _resources(args: argparse.Namespace) -> list[str]:
 
 def resolve_study(args: argparse.Namespace) -> tuple[StudyConfig, Path]:
     """The study config and folder. `--resume` with no study-defining flags reuses study.yaml."""
-    import yaml
-
     from lift.tune.study_config import apply_study_overrides, validate_study_config
 
     defining = args.preset is not None or bool(_overrides(args))
-    stored = Path(args.out) / "study.yaml" if args.out else None
-    if args.resume and stored is not None and stored.is_file() and not defining:
-        cfg = study_from_dict(yaml.safe_load(stored.read_text()) or {})
-        cfg = apply_study_overrides(cfg, _resources(args))
+    folder = StudyPaths(Path(args.out)) if args.out else None
+    # A resumed folder's files are verified (study.yaml whole, no damaged file) before Ray starts.
+    stored = check_study_folder(folder) if args.resume and folder and folder.study_yaml.is_file() else None
+    if stored is not None:
+        refuse_if_held(folder)  # another driver: say so now, not after Ray has started
+    if stored is not None and not defining:
+        cfg = apply_study_overrides(stored, _resources(args))
         validate_study_config(cfg)
     else:
         cfg = load_study_config(args.preset or DEFAULT_STUDY_PRESET, _overrides(args) + _resources(args))

@@ -25,20 +25,27 @@ On ``--resume`` the ledger is trusted over the snapshot:
   trial folder in the ledger is never deleted.
 
 Entries are written once: a later completion of the same trial (the instant return above) does not
-overwrite the first record.
+overwrite the first record. An entry's ``path`` and ``checkpoint`` are stored relative to the study
+folder (the ledger's parent), and read back under wherever the folder is now: a copied or moved
+study reads its own trial folders, never the original's. A damaged entry is refused (StudyError
+naming its file), never half-trusted.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from lift.atomic import write_json
+from lift.tune.study_config import StudyError
 
 LEDGER_DIR = "ledger"
+PATH_FIELDS = ("path", "checkpoint")  # stored relative to the study folder
+REQUIRED = ("trial_id", "stage", "arm", "study", "params", "result", "path")
 
 
 def _scalars(result: dict[str, Any] | None) -> dict[str, Any]:
@@ -84,30 +91,56 @@ class TrialLedger:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
 
+    @property
+    def study_root(self) -> Path:
+        return self.folder.parent
+
     def _file(self, trial_id: str) -> Path:
         return self.folder / f"{trial_id}.json"
+
+    def _stored(self, value: str | None) -> str | None:
+        """A path inside the study folder, relative to it (paths elsewhere stay as given)."""
+        if value is None:
+            return None
+        absolute = os.path.abspath(value)
+        root = os.path.abspath(self.study_root)
+        return os.path.relpath(absolute, root) if absolute.startswith(root + os.sep) else value
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        """One entry, its paths under the study folder as it is now; StudyError if damaged."""
+        try:
+            entry = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            entry = None
+        missing = [k for k in REQUIRED if k not in entry] if isinstance(entry, dict) else list(REQUIRED)
+        if missing or entry["trial_id"] != path.stem:
+            what = ("not valid JSON: truncated or damaged" if entry is None else
+                    f"missing {', '.join(missing)}" if missing else f"it names trial {entry['trial_id']!r}")
+            raise StudyError(f"{path}: damaged ledger entry ({what}); it only records that trial {path.stem} finished: "
+                             "delete it and resume (the trial's outcome is then taken from Tune's snapshot, or the "
+                             "trial continues from its last checkpoint)")
+        for key in PATH_FIELDS:
+            if isinstance(entry.get(key), str) and not os.path.isabs(entry[key]):
+                entry[key] = str(self.study_root / entry[key])
+        return entry
 
     def record(self, entry: dict[str, Any]) -> bool:
         """Write `entry` durably unless its trial is already recorded; returns whether it wrote."""
         path = self._file(entry["trial_id"])
         if path.is_file():
             return False
-        write_json(path, entry)
+        write_json(path, {**entry, **{k: self._stored(entry.get(k)) for k in PATH_FIELDS}})
         return True
 
     def get(self, trial_id: str) -> dict[str, Any] | None:
         path = self._file(trial_id)
-        return json.loads(path.read_text()) if path.is_file() else None
+        return self._read(path) if path.is_file() else None
 
     def entries(self) -> dict[str, dict[str, Any]]:
-        """Every recorded trial, by trial id."""
+        """Every recorded trial, by trial id (StudyError naming a damaged entry)."""
         if not self.folder.is_dir():
             return {}
-        out = {}
-        for path in sorted(self.folder.glob("*.json")):
-            entry = json.loads(path.read_text())
-            out[entry["trial_id"]] = entry
-        return out
+        return {entry["trial_id"]: entry for entry in map(self._read, sorted(self.folder.glob("*.json")))}
 
     def __contains__(self, trial_id: str) -> bool:
         return self._file(trial_id).is_file()

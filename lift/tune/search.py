@@ -28,6 +28,12 @@ The Optuna study (``optuna.db``) therefore reads the same way in Optuna's own to
 trained to the end, PRUNED = stopped by ASHA, FAIL = errored.
 
 Each Optuna trial carries user attributes ``ray_trial_id`` and ``arm`` to map it to Tune's trial.
+
+Tune pickles the searcher and the scheduler with the experiment. Pickled, they name no absolute
+path a resume would trust: an Optuna search keeps its storage's URL only as a fallback and its
+trials by number, and when unpickled in a process that drives a study folder
+(:func:`lift.tune.study_folder.driven_folder`) every searcher and scheduler re-points its Optuna
+storage and ledger at that folder, so a copied or moved study writes only into itself.
 """
 
 from __future__ import annotations
@@ -41,10 +47,11 @@ import pickle
 import optuna
 from optuna.trial import TrialState
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, Searcher
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
 from lift.tune.ledger import TrialLedger, entry_for
 from lift.tune.study_config import SearchParam
+from lift.tune.study_folder import StudyPaths, driven_folder
 
 METRIC = "val_psnr"
 MODE = "max"
@@ -60,41 +67,100 @@ def _step(result: dict) -> int:
 
 class _PickledState:
     """save/restore of the whole object: Tune snapshots searcher and scheduler state with the
-    experiment, and the per-arm searchers and schedulers (Optuna studies included: RDBStorage
-    pickles as its URL) travel inside it."""
+    experiment, and the per-arm searchers and schedulers travel inside it. Whenever one is
+    unpickled in a process driving a study folder, :meth:`_relocate` re-points it there."""
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as fh:
-            pickle.dump(self.__dict__, fh)
+            pickle.dump(self.__getstate__(), fh)
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as fh:
-            self.__dict__.update(pickle.load(fh))
+            self.__setstate__(pickle.load(fh))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        folder = driven_folder()
+        if folder is not None:
+            self._relocate(folder)
+
+    def _relocate(self, folder: StudyPaths) -> None:
+        """Point every path this object writes or reads at `folder` (the study being driven)."""
+
+
+class _Relocatable(_PickledState):
+    """A searcher or scheduler with a ledger, re-pointed at the driven folder's ledger."""
+
+    _ledger: TrialLedger | None = None  # default for one pickled before the ledger existed
+
+    def _relocate(self, folder: StudyPaths) -> None:
+        if self._ledger is not None:
+            self._ledger = TrialLedger(folder.ledger)
 
 
 class OptunaArmSearch(_PickledState, Searcher):
     """One arm's seeded TPE study as a Tune searcher, through Optuna's ask-and-tell API only.
 
-    A Tune trial id maps to the Optuna trial asked for it; the handle (``optuna.trial.Trial``)
-    travels in Tune's searcher snapshot. After a driver crash Optuna's storage may be ahead of that
-    snapshot; the storage is then the truth (see :meth:`adopt` and :meth:`_orphan`).
+    A Tune trial id maps to the Optuna trial asked for it; its number travels in Tune's searcher
+    snapshot (a handle, ``optuna.trial.Trial``, would pickle the storage's absolute URL), and the
+    study and handles are opened again, on the driven folder's ``optuna.db``, when first needed.
+    After a driver crash Optuna's storage may be ahead of that snapshot; the storage is then the
+    truth (see :meth:`adopt` and :meth:`_orphan`).
     """
+
+    _UNPICKLED = ("_study_cache", "_optuna_storage", "_handles")  # reopened from the fields below
 
     def __init__(self, *, storage: optuna.storages.RDBStorage, study_name: str,
                  space: dict[str, optuna.distributions.BaseDistribution], sampler: optuna.samplers.BaseSampler,
                  max_t: int, arm: str = "") -> None:
         super().__init__(metric=METRIC, mode=MODE)
         # Ray's OptunaSearch also disables Optuna's pruner: ASHA decides stops, Optuna records them.
-        self._study = optuna.create_study(storage=storage, sampler=sampler, pruner=optuna.pruners.NopPruner(),
-                                          study_name=study_name, direction="maximize", load_if_exists=True)
-        self._optuna_storage = storage
+        self._study_cache: optuna.Study | None = optuna.create_study(
+            storage=storage, sampler=sampler, pruner=optuna.pruners.NopPruner(), study_name=study_name,
+            direction="maximize", load_if_exists=True)
+        self._optuna_storage: optuna.storages.RDBStorage | None = storage
+        self._storage_url = storage.url
+        self._sampler = sampler
         self._study_name = study_name
         self._space = dict(space)
         self._max_t = int(max_t)
         self._arm = arm
-        self._trials: dict[str, optuna.trial.Trial] = {}
+        self._handles: dict[str, optuna.trial.Trial] | None = {}
+        self._trial_numbers: dict[str, int] = {}
         self._done: set[str] = set()
         self._last_step: dict[str, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self._handles is not None:
+            state["_trial_numbers"] = {tid: t.number for tid, t in self._handles.items()}
+        state.update(dict.fromkeys(self._UNPICKLED))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_trials" in state:  # pickled before trials were kept by number: same fields, older form
+            state["_trial_numbers"] = {tid: t.number for tid, t in state.pop("_trials").items()}
+            state["_sampler"] = state.pop("_study").sampler
+            state["_storage_url"] = state["_optuna_storage"].url
+        super().__setstate__({**state, **dict.fromkeys(self._UNPICKLED)})
+
+    def _relocate(self, folder: StudyPaths) -> None:
+        self._storage_url = sqlite_url(folder.optuna_db)
+
+    @property
+    def _study(self) -> optuna.Study:
+        if self._study_cache is None:
+            self._optuna_storage = _rdb_storage(self._storage_url)
+            self._study_cache = optuna.load_study(study_name=self._study_name, storage=self._optuna_storage,
+                                                  sampler=self._sampler, pruner=optuna.pruners.NopPruner())
+        return self._study_cache
+
+    @property
+    def _trials(self) -> dict[str, optuna.trial.Trial]:
+        """Tune trial id -> handle on its Optuna trial (reopened by number after unpickling)."""
+        if self._handles is None:
+            self._handles = {tid: self._handle(number) for tid, number in self._trial_numbers.items()}
+        return self._handles
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         return True  # the space, metric and mode are this arm's own
@@ -105,9 +171,10 @@ class OptunaArmSearch(_PickledState, Searcher):
     def _handle(self, number: int) -> optuna.trial.Trial:
         """A handle on an Optuna trial asked by an earlier driver (its number is in the storage)."""
         # Public storage API for the storage's trial id; Trial(study, trial_id) is how ask() builds it.
-        storage = self._optuna_storage
+        study = self._study
+        storage = self._optuna_storage  # opened with the study
         trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(self._study_name), number)
-        return optuna.trial.Trial(self._study, trial_id)
+        return optuna.trial.Trial(study, trial_id)
 
     def _orphan(self) -> optuna.trial.Trial | None:
         """A RUNNING Optuna trial this searcher does not know: asked after the last Tune snapshot
@@ -196,11 +263,18 @@ class OptunaArmSearch(_PickledState, Searcher):
                                                        {**frozen.user_attrs, "retry_of_number": frozen.number}))
 
 
-def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
-    """The study's Optuna storage (an instance, so that the searchers can pickle it as its URL)."""
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     # Only the driver writes, but a user inspecting the file meanwhile must not make it fail.
-    return optuna.storages.RDBStorage(f"sqlite:///{Path(path).resolve()}",
-                                      engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
+    """The study's Optuna storage (an instance, shared by the arms' searchers)."""
+    return _rdb_storage(sqlite_url(path))
 
 
 def optuna_space(space: dict[str, SearchParam]) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -245,7 +319,7 @@ def choose_best(candidates: list[tuple[float, str, dict[str, Any]]]) -> tuple[fl
     return max(finite, key=lambda c: (c[0], c[1])) if finite else None
 
 
-class ArmSearcher(_PickledState, Searcher):
+class ArmSearcher(_Relocatable, Searcher):
     """The whole study's trials behind one Tune search algorithm (see the module doc).
 
     `arms` maps an arm key to (its tuning searcher, the study info of its trials: arm, slug, seed).
@@ -257,7 +331,6 @@ class ArmSearcher(_PickledState, Searcher):
     """
 
     # Defaults for a searcher unpickled from a study started before the ledger existed.
-    _ledger: TrialLedger | None = None
     _adopt_pending = False
     _ledger_confirm: frozenset[tuple[str, int]] = frozenset()
 
@@ -398,11 +471,28 @@ class ArmSearcher(_PickledState, Searcher):
                                                             "tuned_trial": trial_id}})
 
 
-class PerArmScheduler(_PickledState, FIFOScheduler):
+class StudySearchGenerator(SearchGenerator):
+    """Tune's wrapper of the study's searcher (what it makes of any ``Searcher``), re-pointing a
+    restored experiment at the folder being driven.
+
+    Tune's ``SearchGenerator`` pickles the ``Experiment`` it creates new trials from, storage
+    location included, and restores it on resume as it was: trials created after resuming a copied
+    or moved study would otherwise be written into the original folder (or fail where it is gone).
+    """
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        folder = driven_folder()
+        experiment = state.get("experiment")
+        if folder is not None and experiment is not None:
+            # The experiment runs in <study>/trials (RunConfig(storage_path=<study>, name="trials")).
+            experiment.storage.storage_fs_path = folder.root.as_posix()
+            experiment.storage.experiment_dir_name = folder.trials_dir.name
+        super().set_state(state)
+
+
+class PerArmScheduler(_Relocatable, FIFOScheduler):
     """One scheduler (ASHA) per arm for the tuning trials, so a trial is only compared with
     trials of its own arm; confirm runs are never stopped early (first in, first out)."""
-
-    _ledger: TrialLedger | None = None  # default for a scheduler pickled before the ledger existed
 
     def __init__(self, schedulers: dict[str, TrialScheduler], ledger: TrialLedger | None = None) -> None:
         super().__init__()

@@ -38,7 +38,9 @@ Protocol (shared/design/ARCHITECTURE.md, "Study protocol"):
 
 Study folder (``--out``)::
 
-    study.yaml                the resolved study config (a resume must match it)
+    study.yaml                the resolved study config (a resume must match it), ending with the
+                              SHA-256 of its text: a resume refuses a damaged or truncated plan
+    .lock                     held (fcntl.flock) by the driver of the folder: pid, host, start time
     arms/<slug>.yaml          each arm's resolved training config before the search values
     arms/<slug>_best.yaml     ... with its best tuning trial's values: what the confirm runs train
     optuna.db                 Optuna RDB storage (sqlite), one study per arm, named
@@ -71,6 +73,9 @@ Tune's snapshot can lag a crash of the whole study (driver, local Ray and worker
 so finished trials are taken from the study's own ledger (:mod:`lift.tune.ledger`): a finished
 trial is never trained again, never deleted, and keeps its recorded outcome, in Tune, in Optuna
 and in the summary.
+The folder is self-contained: a copy (``cp -r``) or a moved folder resumes in place and writes
+nowhere else (:mod:`lift.tune.study_folder`); one driver at a time holds it, and a resume first
+verifies study.yaml, state.json, the ledger and optuna.db, refusing a damaged file by name.
 ``CheckpointConfig(num_to_keep=1)`` makes Tune snapshot the experiment after every checkpointed
 epoch, so the snapshot never lags a finished epoch. ``FailureConfig(max_failures)`` restarts a
 trial whose worker died from its last checkpoint. Ray does not snapshot ASHA's rungs: after a
@@ -110,6 +115,7 @@ from lift.tune.study_folder import (
     StageClock,
     StudyInterrupted,
     StudyPaths,
+    hold_folder,
     prepare_folder,
     read_json,
 )
@@ -261,8 +267,9 @@ def run_study(cfg: StudyConfig, out: str | Path, *, resume: bool = False, callba
     """Validate, then tune every arm, confirm, evaluate the baselines and write the summary.
 
     Ray must already be initialised (lift.tune.ray_setup.connect). Raises StudyError before any
-    trial starts if anything is invalid, StudyInterrupted if a stage ended unfinished.
-    `validated`: the result of validate_study(cfg) when the caller already ran it.
+    trial starts if anything is invalid (or another process drives the folder), StudyInterrupted
+    if a stage ended unfinished. `validated`: the result of validate_study(cfg) when the caller
+    already ran it. The folder is locked while this runs (lift.tune.study_folder.hold_folder).
     """
     if not ray.is_initialized():
         raise StudyError("Ray is not initialised: call lift.tune.ray_setup.connect() first")
@@ -270,11 +277,19 @@ def run_study(cfg: StudyConfig, out: str | Path, *, resume: bool = False, callba
     paths = StudyPaths(Path(out).expanduser().resolve())  # pyarrow (Tune storage) needs absolute paths
     reuse = validated is not None and validated.config is cfg
     study = validated if reuse else validate_study(cfg, allow_underpowered=allow_underpowered)
-    capacity = check_cluster(cfg)
-    cfg = prepare_folder(paths, cfg, resume=resume)
-    study.config, study.capacity = cfg, capacity
-    clock = StageClock(paths)
-    clock.add("validate", time.perf_counter() - t_validate + (study.seconds if reuse else 0.0), slots=1)
+    study.capacity = check_cluster(cfg)
+    # Validation touched no file: the folder is created (and locked) only for a study that can run.
+    with hold_folder(paths):
+        study.config = prepare_folder(paths, cfg, resume=resume)
+        clock = StageClock(paths)
+        clock.add("validate", time.perf_counter() - t_validate + (study.seconds if reuse else 0.0), slots=1)
+        return _drive(study, paths, clock, callbacks=callbacks, verbose=verbose, report_dir=report_dir, log=log)
+
+
+def _drive(study: ValidatedStudy, paths: StudyPaths, clock: StageClock, *, callbacks: list[Any] | None,
+           verbose: int, report_dir: Path | None, log: Any) -> StudyOutcome:
+    """run_study's stages, in the folder this process holds."""
+    cfg, capacity = study.config, study.capacity
     budget = trials_per_arm(cfg)
     if study.design is not None:
         log(study.design.describe())

@@ -31,6 +31,7 @@ from lift.tune.ledger import TrialLedger, params_of, trial_identity
 from lift.tune.search import (
     ArmSearcher,
     PerArmScheduler,
+    StudySearchGenerator,
     choose_best,
     drop_optuna_study,
     make_asha,
@@ -213,7 +214,7 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     marker = paths.trials_dir / TRIALS_RESULT
     if marker.is_file():
         done = read_json(marker)
-        return done["arms"], done["confirm"]
+        return _rebased(paths, done["arms"], done["confirm"])
     ledger = TrialLedger(paths.ledger)
     trainable = _trainable(cfg, {arm.key: study.train_configs[arm.key].to_dict() for arm in study.arms}, ledger)
     SessionCallbacks.use(callbacks)
@@ -237,6 +238,7 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     return arm_results, confirm_result
 
 
+<<<<<<< HEAD
 @dataclass
 class CtrlC:
     pressed: bool = False
@@ -280,6 +282,17 @@ def ctrl_c_stops_tune() -> Iterator[CtrlC]:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
+=======
+def _rebased(paths: StudyPaths, arms: dict[str, dict[str, Any]],
+             confirm: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """The marker's records with their trial folders under the study folder as it is now (the
+    marker names them by absolute path, and the folder may have been copied or moved since)."""
+    for record in [t for arm in arms.values() for t in arm["trials"]] + confirm["runs"]:
+        record["path"] = str(paths.trials_dir / Path(record["path"]).name)
+        if "test_table" in record:
+            record["test_table"] = str(Path(record["path"]) / SAMPLES)
+    return arms, confirm
+>>>>>>> fault-folder
 
 
 def restore_tuner(paths: StudyPaths, trainable: Any) -> tune.Tuner:
@@ -320,7 +333,7 @@ def _new_tuner(paths: StudyPaths, study: ValidatedStudy, trainable: Any, ledger:
     searcher = ArmSearcher(per_arm, budget, max_t=study.epochs, confirm_seeds=confirm_seeds(cfg), ledger=ledger)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=PerArmScheduler(schedulers, ledger),
+        tune_config=tune.TuneConfig(search_alg=StudySearchGenerator(searcher), scheduler=PerArmScheduler(schedulers, ledger),
                                     num_samples=searcher.total_trials, reuse_actors=True,
                                     trial_dirname_creator=trial_dirname),
         run_config=_run_config(paths.trials_dir.name, paths.root, cfg, callbacks, verbose),

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from lift.tune.study_config import load_study_config
+from lift.tune.study_folder import StudyPaths, prepare_folder
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,3 +146,16 @@ def test_a_disk_error_of_tune_names_its_file() -> None:
     assert str(failure) == "cannot write result.json in /s/trials/x: the disk is full (No space left on device)"
     assert "trials" in str(cli._disk_failure(OSError(errno.EROFS, "Read-only file system"), Path("/s")))
     assert cli._disk_failure(OSError(errno.ENOENT, "No such file"), Path("/s")) is None
+
+
+def test_resume_of_a_truncated_study_yaml_is_refused_not_planned_with_defaults(tmp_path: Path, tiny_study,
+                                                                                 capsys) -> None:
+    """Issue 26 item 7: a study.yaml cut before `search:` still parses; its missing sections must not
+    come back as defaults (4 tuning trials, 3 seeds, the default space)."""
+    paths = StudyPaths(tmp_path / "study")
+    prepare_folder(paths, load_study_config("footage", [*tiny_study, "confirm.seeds=1"]), resume=False)
+    text = paths.study_yaml.read_text()
+    paths.study_yaml.write_text(text[:text.index("\nsearch:") + 1])
+    assert _cli().main(["--out", str(paths.root), "--resume", "--allow-underpowered"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(paths.study_yaml) in err[0] and "search" in err[0] and "missing" in err[0], err

@@ -3,6 +3,8 @@ snapshot on resume (no Ray cluster needed: searcher, scheduler and ledger are pl
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -123,3 +125,18 @@ def test_the_scheduler_records_a_trial_before_anything_else_hears_of_it(tmp_path
     assert not ledger.record(entry_for("abc_00001", config, {"val_psnr": 1.0}, path=None, checkpoint=None))
     assert ledger.get("abc_00001")["result"]["val_psnr"] == 21.5
     assert "abc_00001" in ledger and list(ledger.entries()) == ["abc_00001"]
+
+
+def test_entries_name_trial_folders_relative_to_the_study_so_a_copy_reads_its_own(tmp_path: Path) -> None:
+    original = tmp_path / "study"
+    ledger = TrialLedger(original / "ledger")
+    config = {"study": {"arm": ARMS[0], "stage": "tune", "seed": 0}, "optim.lr": 1e-3}
+    trial = original / "trials" / "a0_t1"
+    ledger.record(entry_for("t1", config, {"val_psnr": 20.0}, path=str(trial), checkpoint=str(trial / "checkpoint_1")))
+    stored = json.loads((original / "ledger" / "t1.json").read_text())
+    assert (stored["path"], stored["checkpoint"]) == ("trials/a0_t1", "trials/a0_t1/checkpoint_1")
+    assert ledger.get("t1")["path"] == str(trial)
+    shutil.copytree(original, tmp_path / "copy")
+    copied = TrialLedger(tmp_path / "copy" / "ledger").entries()["t1"]
+    assert copied["path"] == str(tmp_path / "copy" / "trials" / "a0_t1")
+    assert copied["checkpoint"] == str(tmp_path / "copy" / "trials" / "a0_t1" / "checkpoint_1")

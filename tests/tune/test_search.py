@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 from optuna.trial import TrialState
@@ -13,13 +17,16 @@ from ray.tune.search import Searcher
 
 from lift.tune.search import (
     ArmSearcher,
+    OptunaArmSearch,
     choose_best,
     PerArmScheduler,
     make_asha,
     make_searcher,
     sqlite_storage,
 )
+from lift.tune.ledger import TrialLedger
 from lift.tune.study_config import SearchParam
+from lift.tune.study_folder import StudyPaths, hold_folder
 
 SPACE = {"loss.lpips": SearchParam(0.0, 0.2), "optim.lr": SearchParam(1e-4, 1e-2, log=True)}
 
@@ -199,3 +206,63 @@ def test_lift_uses_no_private_ray_or_optuna_attribute() -> None:
     hits = [f"{path.relative_to(lift_dir.parent)}:{i}: {line.strip()}" for path in sorted(lift_dir.rglob("*.py"))
             for i, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
     assert not hits, "private Ray/Optuna attributes used:\n" + "\n".join(hits)
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_unpickled_searcher_and_scheduler_write_only_into_the_folder_being_driven(tmp_path: Path) -> None:
+    """What Tune pickles (tuner.pkl, the searcher snapshot) names no folder a resume trusts: a copy
+    resumed writes into itself, never into the original, and a moved folder resumes without it."""
+    original = StudyPaths(tmp_path / "original")
+    original.trials_dir.mkdir(parents=True)
+    original.study_yaml.write_text("name: s\n")  # a study folder (hold_folder refuses other folders)
+    ledger = TrialLedger(original.ledger)
+    arms = {key: (_searcher(sqlite_storage(original.optuna_db), key), {"arm": key, "seed": 0}) for key in ("a", "b")}
+    searcher = ArmSearcher(arms, num_samples=2, max_t=3, confirm_seeds=[1000], ledger=ledger)
+    scheduler = PerArmScheduler({key: make_asha(max_t=3, grace_period=1, reduction_factor=2) for key in arms}, ledger)
+    configs = {tid: searcher.suggest(tid) for tid in ("t1", "t2")}
+    searcher.save(str(original.trials_dir / "searcher.pkl"))
+    tuner_pkl = pickle.dumps((searcher, scheduler))  # as Tune writes tuner.pkl
+    copy = StudyPaths(tmp_path / "copy")
+    shutil.copytree(original.root, copy.root)
+    before = _checksums(original.root)
+
+    with hold_folder(copy):
+        restored, sched = pickle.loads(tuner_pkl)
+        restored.restore(str(copy.trials_dir / "searcher.pkl"))
+        trial = Trial("lift_trainable", config=configs["t1"], trial_id="t1", stub=True)
+        trial.storage = SimpleNamespace(trial_fs_path=str(copy.trials_dir / "a_t1"))  # a stub has no storage
+        sched.on_trial_add(None, trial)
+        sched.on_trial_complete(None, trial, _full(20.0))
+        restored.on_trial_complete("t1", _full(20.0))
+        restored.suggest("t3")
+    assert _checksums(original.root) == before, "the resumed copy wrote into the original folder"
+    assert [t.state for t in _trials(sqlite_storage(copy.optuna_db), "a")] == [TrialState.COMPLETE,
+                                                                               TrialState.RUNNING]
+    assert TrialLedger(copy.ledger).get("t1")["path"] == str(copy.trials_dir / "a_t1")
+
+    moved = StudyPaths(tmp_path / "moved")
+    original.root.rename(moved.root)
+    with hold_folder(moved):
+        restored, _ = pickle.loads(tuner_pkl)  # no trace of the original path is opened
+        restored.restore(str(moved.trials_dir / "searcher.pkl"))
+        restored.on_trial_complete("t2", _full(21.0))
+    assert not original.root.exists()
+    assert TrialState.COMPLETE in {t.state for t in _trials(sqlite_storage(moved.optuna_db), "b")}
+
+
+def test_a_searcher_pickled_before_trials_were_kept_by_number_still_restores(tmp_path: Path) -> None:
+    """A study interrupted under the previous lift pickled each arm's Optuna study and trial handles."""
+    storage = sqlite_storage(tmp_path / "optuna.db")
+    searcher = _searcher(storage, "arm").searcher
+    searcher.suggest("t1")
+    old = {k: v for k, v in searcher.__dict__.items() if k not in ("_study_cache", "_handles", "_trial_numbers",
+                                                                   "_storage_url", "_sampler")}
+    old.update({"_study": searcher._study, "_trials": dict(searcher._trials), "_optuna_storage": storage})
+    restored = OptunaArmSearch.__new__(OptunaArmSearch)
+    restored.__setstate__(pickle.loads(pickle.dumps(old)))
+    restored.on_trial_complete("t1", _full(20.0))
+    assert [t.state for t in _trials(storage, "arm")] == [TrialState.COMPLETE]
