@@ -238,7 +238,6 @@ def run_trials(paths: StudyPaths, study: ValidatedStudy, *, callbacks: list[Any]
     return arm_results, confirm_result
 
 
-<<<<<<< HEAD
 @dataclass
 class CtrlC:
     pressed: bool = False
@@ -282,7 +281,8 @@ def ctrl_c_stops_tune() -> Iterator[CtrlC]:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
-=======
+
+
 def _rebased(paths: StudyPaths, arms: dict[str, dict[str, Any]],
              confirm: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """The marker's records with their trial folders under the study folder as it is now (the
@@ -292,7 +292,6 @@ def _rebased(paths: StudyPaths, arms: dict[str, dict[str, Any]],
         if "test_table" in record:
             record["test_table"] = str(Path(record["path"]) / SAMPLES)
     return arms, confirm
->>>>>>> fault-folder
 
 
 def restore_tuner(paths: StudyPaths, trainable: Any) -> tune.Tuner:
