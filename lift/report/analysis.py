@@ -22,9 +22,8 @@ which arms are compared in which family, every test, the verdict and the caveats
   baseline, each other window > 3 arm (offset) against window 3.
 * Sanity: window 3 against ``blend`` on the first endpoint (point estimate); when it fails, the verdict is
   "inconclusive".
-* Fine-tuning check: window 3 against ``baseline=rife_hd`` (the published RIFE, untrained) where that arm
-  exists: the point estimate on the first endpoint must not fall below it by more than PUBLISHED_TOLERANCE
-  (fine-tuning must not make RIFE worse); shown with a caveat when it fails, not used in the verdict.
+* Fine-tuning check: window 3 against ``baseline=rife_hd`` where that arm exists (decision.not_below_published;
+  shown, with a caveat when it fails, not used in the verdict).
 """
 
 from __future__ import annotations
@@ -75,10 +74,6 @@ class Analysis:
     caveats: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-
-# The fine-tuning check: window 3 fine-tuned from the published RIFE may fall short of the
-# published model by at most this much (metric units, in the improving direction).
-PUBLISHED_TOLERANCE = {"psnr": 0.1, "ssim": 0.001, "lpips": 0.001}
 
 def _per_seed_diffs(study: Study, comp: Comparison, metric: str) -> list[dict[str, Any]]:
     """Mean raw difference per seed (cluster-weighted), pairing seed with seed when both arms share >= 2 seeds,
@@ -452,9 +447,7 @@ def _decide(comps: list[dict[str, Any]], steps: Sequence[AblationStep], step_com
             d["sesoi_status"] = "sanity check (not a test of H0)"
     for check in (c for c in comps if c["family"] == "published"):
         _decide_secondary([check], True, family.alpha)  # shown, not used in the verdict
-        first = check["metrics"][0]
-        tolerance = PUBLISHED_TOLERANCE.get(first["metric"], 0.0)
-        check["published_ok"] = bool(first["direction"] * first["mean_diff"] >= -tolerance)
+        check["published_ok"] = decision.not_below_published(check["metrics"][0])
         for d in check["metrics"]:
             d["sesoi_status"] = "fine-tuning check (not a test of H0)"
     return verdict, reason, ablation
@@ -538,10 +531,9 @@ def _comparison_caveats(comps: list[dict[str, Any]], seed_rows: list[dict[str, A
             caveats.append(f"sanity check failed: {c['treatment']} does not beat {c['control']} on "
                            f"{display(c['metrics'][0]['metric'])}; the models look undertrained")
         if c["family"] == "published" and c.get("published_ok") is False:
-            first = c["metrics"][0]
-            caveats.append(f"fine-tuning check failed: {c['treatment']} is worse than the published model "
-                           f"{c['control']} by more than {PUBLISHED_TOLERANCE.get(first['metric'], 0.0):g} on "
-                           f"{display(first['metric'])} ({first['mean_diff']:+.3g}); fine-tuning made RIFE worse")
+            m = c["metrics"][0]
+            caveats.append(f"fine-tuning check failed: {c['treatment']} falls below the published model {c['control']} "
+                           f"on {display(m['metric'])} ({m['mean_diff']:+.3g}); fine-tuning made RIFE worse")
         sample_only = [d for d in c["metrics"] if d.get("tested") and not d["significant"]
                        and d["p_wilcoxon_samples"] < alpha]
         if sample_only and c["family"] not in ("sanity", "published"):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import stats
@@ -300,3 +300,17 @@ class Family:
         return cls(endpoints=endpoints, procedure=str(data.get("procedure", "fixed_sequence")),
                    alpha=float(data.get("alpha", 0.05)),  # type: ignore[arg-type]
                    sesoi=tuple((m, sesoi.get(m, 0.0)) for m in endpoints))
+
+
+# The fine-tuning check: window 3 fine-tuned from the published RIFE may fall short of the published
+# model by at most this much (metric units, in the improving direction): fine-tuning must not make
+# RIFE worse.
+PUBLISHED_TOLERANCE = {"psnr": 0.1, "ssim": 0.001, "lpips": 0.001}
+
+
+def not_below_published(result: dict[str, Any]) -> bool:
+    """Whether window 3's mean difference to the published model (one metric's result: `metric`,
+    `direction` orienting improvements as positive, `mean_diff`) is within PUBLISHED_TOLERANCE of
+    zero or better (a point check, not a test)."""
+    return bool(result["direction"] * result["mean_diff"] >= -PUBLISHED_TOLERANCE.get(result["metric"], 0.0))
+

@@ -92,10 +92,9 @@ def test_ctrl_c_stops_tune_gracefully_and_is_remembered(ray_session: str, tmp_pa
                        run_config=tune.RunConfig(storage_path=str(tmp_path), name="exp", verbose=0,
                                                  callbacks=[CtrlCAfterFirstResult()]))
     before = signal.getsignal(signal.SIGINT)
-    t0 = time.monotonic()
     with ctrl_c_stops_tune() as ctrl_c:
         grid = tuner.fit()  # returns: Tune stopped on the signal, saving its state
-    assert ctrl_c.pressed and time.monotonic() - t0 < 60
+    assert ctrl_c.pressed  # (no wall-time bound: the metrics below show the stop, and load only adds time)
     # Tune reports the trials it stopped as TERMINATED, like finished ones: only the flag tells.
     assert all((r.metrics or {}).get("i", -1) < 199 for r in grid) and tune.Tuner.can_restore(str(tmp_path / "exp"))
     assert signal.getsignal(signal.SIGINT) is before and "TUNE_DISABLE_SIGINT_HANDLER" not in os.environ
