@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from lift.atomic import atomic_path
@@ -52,6 +53,10 @@ class BadVideoError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from (path, reason), not from the message: a DataLoader worker pickles it over.
+        return (type(self), (self.path, self.reason))
 
 
 @dataclass
@@ -140,6 +145,13 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
     first_hw: tuple[int, int] | None = None
     kwargs: dict = {}
     warned_gray = False
+    # A private, single-threaded scaler: frame.to_ndarray would use PyAV's per-thread cached one, whose
+    # slice-thread pool (threads=0: one per CPU) outlives this call; a DataLoader worker forked
+    # afterwards inherits that pool without its threads and hangs for ever in
+    # avpriv_slicethread_free when it rescales. With threads=1 no pool exists, and this one is freed
+    # on return, so decoding leaves no FFmpeg thread behind (the codec's own threads end with the
+    # container). DataLoader workers give the parallelism.
+    scaler = VideoReformatter()
     try:
         for frame in container.decode(stream):
             if first_hw is None:
@@ -151,7 +163,7 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
                 log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
                             path, fmt)
                 warned_gray = True
-            frames.append(frame.to_ndarray(format="rgb24", **kwargs))
+            frames.append(scaler.reformat(frame, format="rgb24", threads=1, **kwargs).to_ndarray())
             if max_frames is not None and len(frames) >= max_frames:
                 break
     except BadVideoError:

@@ -82,6 +82,18 @@ def write_video(path: Path, frames: list[np.ndarray], codec: str = "mpeg4", b_fr
     return path
 
 
+def packet_positions(path: Path) -> list[int]:
+    """Byte offsets of the video packets: cutting a file at one leaves only whole packets before it."""
+    with av.open(str(path)) as container:
+        return [p.pos for p in container.demux(video=0) if p.pos is not None]
+
+
+def cut_at_packet(path: Path, keep: int) -> Path:
+    """Truncate `path` in place after its first `keep` packets; the header still declares them all."""
+    path.write_bytes(path.read_bytes()[: packet_positions(path)[keep]])
+    return path
+
+
 def count_b_frames(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for f in container.decode(video=0) if f.pict_type == av.video.frame.PictureType.B)

@@ -20,7 +20,7 @@ from lift.data.decode import (
 )
 from lift.data.sources import ImageSequenceSource, VideoFileSource
 
-from .conftest import H, W, count_b_frames, read_code, write_png, write_video
+from .conftest import H, W, count_b_frames, packet_positions, read_code, write_png, write_video
 
 
 def test_mpeg4_avi_with_b_frames_decodes_in_exact_frame_order(tmp_path: Path, coded) -> None:
@@ -101,17 +101,12 @@ def test_missing_file(tmp_path: Path) -> None:
         probe_video(tmp_path / "missing.avi")
 
 
-def _packet_positions(path: Path) -> list[int]:
-    with av.open(str(path)) as container:
-        return [p.pos for p in container.demux(video=0) if p.pos is not None]
-
-
 def test_truncated_video_is_detected(tmp_path: Path, coded) -> None:
     path = write_video(tmp_path / "full.avi", coded(20))
     data = path.read_bytes()
     cut = tmp_path / "cut.avi"
     # Cut at a packet boundary: every remaining packet decodes cleanly, only the count betrays it.
-    cut.write_bytes(data[: _packet_positions(path)[12]])
+    cut.write_bytes(data[: packet_positions(path)[12]])
     assert probe_video(cut).declared_frames == 20  # the header still promises 20
     with pytest.raises(BadVideoError, match=r"cut.avi: the container declares 20 frames but only 12 could be decoded"):
         decode_video(cut)
