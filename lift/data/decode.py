@@ -147,12 +147,11 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
     first_hw: tuple[int, int] | None = None
     kwargs: dict = {}
     warned_gray = False
-    # A private, single-threaded scaler: frame.to_ndarray would use PyAV's per-thread cached one, whose
-    # slice-thread pool (threads=0: one per CPU) outlives this call; a DataLoader worker forked
-    # afterwards inherits that pool without its threads and hangs for ever in
-    # avpriv_slicethread_free when it rescales. With threads=1 no pool exists, and this one is freed
-    # on return, so decoding leaves no FFmpeg thread behind (the codec's own threads end with the
-    # container). DataLoader workers give the parallelism.
+    # A private scaler, freed (its slice threads joined) when this call returns: frame.to_ndarray
+    # would use PyAV's per-thread cached one, whose slice-thread pool outlives the call; a DataLoader
+    # worker forked afterwards inherits that pool without its threads and hangs for ever in
+    # avpriv_slicethread_free when it rescales. So decoding leaves no FFmpeg thread behind (the
+    # codec's own threads end with the container).
     scaler = VideoReformatter()
     try:
         for frame in container.decode(stream):
@@ -165,7 +164,7 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
                 log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
                             path, fmt)
                 warned_gray = True
-            frames.append(scaler.reformat(frame, format="rgb24", threads=1, **kwargs).to_ndarray())
+            frames.append(scaler.reformat(frame, format="rgb24", **kwargs).to_ndarray())
             if max_frames is not None and len(frames) >= max_frames:
                 break
     except BadVideoError:
