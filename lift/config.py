@@ -75,6 +75,9 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool = True
     prefetch_factor: int = 2
+    # With workers: the longest wait for one batch before loading counts as stalled (an error naming
+    # this key) instead of hanging. Generous: a cold batch decodes up to batch_size whole videos.
+    loader_timeout_s: float = 600.0
 
 
 @dataclass
@@ -500,6 +503,8 @@ def _validate_data(d: DataConfig) -> None:
     require(0.0 <= d.color_jitter <= 0.5, "data.color_jitter", d.color_jitter, "expected a value in [0, 0.5]")
     _at_least(d.num_workers, "data.num_workers", 0)
     _at_least(d.prefetch_factor, "data.prefetch_factor", 1)
+    require(d.loader_timeout_s > 0, "data.loader_timeout_s", d.loader_timeout_s,
+            "expected a number of seconds > 0 (the longest wait for one batch from the DataLoader workers)")
 
 
 def _validate_model(m: ModelConfig) -> None:

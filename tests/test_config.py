@@ -128,6 +128,8 @@ def test_save_and_reload_reproduces(tmp_path: Path) -> None:
         ("data.color_jitter=0.9", "data.color_jitter: got 0.9"),
         ("data.num_workers=-1", "data.num_workers: got -1"),
         ("data.prefetch_factor=0", "data.prefetch_factor: got 0"),
+        ("data.loader_timeout_s=0", "data.loader_timeout_s: got 0.0; expected a number of seconds > 0"),
+        ("data.loader_timeout_s=soon", "data.loader_timeout_s: got 'soon'"),
         ("data.on_bad_video=ignore", "data.on_bad_video: got 'ignore'; allowed values are 'error', 'skip'"),
         ("data.augment=maybe", "data.augment: got 'maybe'; expected true or false"),
         ("model.width=0", "model.width: got 0.0"),

@@ -6,7 +6,8 @@ and a timestamp seek lands on the wrong frame.
 
 Every problem with an input file raises :class:`BadVideoError` naming the file and the reason: a file
 that cannot be opened, a decode error, a frame flagged corrupt by the decoder, fewer decodable frames
-than the container declares (truncation), a frame size that changes inside one video. Grayscale
+than the container declares (truncation; a shortfall within :func:`frame_allowance` is accepted, as
+real MP4s often declare a frame more than they hold), a frame size that changes inside one video. Grayscale
 input is converted to RGB by replicating the channel, with a logged warning naming the file.
 
 The cache stores each decoded video (or resized image sequence) as one ``uint8`` ``.npy`` array
@@ -30,6 +31,7 @@ from typing import Any, Generic, TypeVar
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from lift.atomic import atomic_path
@@ -41,7 +43,8 @@ V = TypeVar("V")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 # Bump when the decoded content for the same key would change (e.g. another resize filter).
-CACHE_VERSION = 1
+# 2: a video's entry holds its usable_frames (the declared count less the allowance).
+CACHE_VERSION = 2
 _GRAY_IMAGE_MODES = ("L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "1")
 
 
@@ -52,6 +55,10 @@ class BadVideoError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from (path, reason), not from the message: a DataLoader worker pickles it over.
+        return (type(self), (self.path, self.reason))
 
 
 @dataclass
@@ -140,6 +147,12 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
     first_hw: tuple[int, int] | None = None
     kwargs: dict = {}
     warned_gray = False
+    # A private scaler, freed (its slice threads joined) when this call returns: frame.to_ndarray
+    # would use PyAV's per-thread cached one, whose slice-thread pool outlives the call; a DataLoader
+    # worker forked afterwards inherits that pool without its threads and hangs for ever in
+    # avpriv_slicethread_free when it rescales. So decoding leaves no FFmpeg thread behind (the
+    # codec's own threads end with the container).
+    scaler = VideoReformatter()
     try:
         for frame in container.decode(stream):
             if first_hw is None:
@@ -151,7 +164,7 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
                 log.warning("%s: grayscale video (pixel format %s); converted to RGB by replicating the channel",
                             path, fmt)
                 warned_gray = True
-            frames.append(frame.to_ndarray(format="rgb24", **kwargs))
+            frames.append(scaler.reformat(frame, format="rgb24", **kwargs).to_ndarray())
             if max_frames is not None and len(frames) >= max_frames:
                 break
     except BadVideoError:
@@ -161,14 +174,35 @@ def _decode_frames(path: Path, container: Any, stream: Any, frame_size: tuple[in
     return frames
 
 
+def frame_allowance(declared: int) -> int:
+    """How many frames a decode may fall short of the container's declared count and still be
+    accepted: max(2, 1%). Real MP4s often declare a frame or two more than they decode (a dropped
+    final frame, edit lists); a truncated file falls far shorter (a real one: 68 of 444)."""
+    return max(2, declared // 100)
+
+
+def usable_frames(declared: int) -> int:
+    """The frames a dataset takes from a video whose container declares `declared` (> 0) frames.
+
+    The declared count less the allowance: a pure function of the header, so a sequence's length,
+    and with it every sample id, is the same whether it comes from the header (nothing decoded yet)
+    or from the frame cache, also for a file that decodes a frame or two short.
+    """
+    return max(1, declared - frame_allowance(declared))
+
+
 def _check_count(path: Path, frames: list[np.ndarray], declared: int) -> list[np.ndarray]:
     """The frames, checked against the count the container declares (truncated files are refused)."""
     if declared <= 0:
         return frames
-    if len(frames) < declared:
+    allowance = frame_allowance(declared)
+    if len(frames) < declared - allowance:
         raise BadVideoError(
             path, f"the container declares {declared} frames but only {len(frames)} could be decoded "
-                  "(truncated or damaged file)")
+                  f"(truncated or damaged file; up to {allowance} missing frames are accepted)")
+    if len(frames) < declared:
+        log.info("%s: decoded %d frames, the container declares %d (within the allowance of %d)",
+                 path, len(frames), declared, allowance)
     if len(frames) > declared:
         # Keep the declared count so the sequence length never depends on whether it came from
         # the header (first run) or the cache (later runs): sample ids must be stable.
@@ -183,11 +217,15 @@ def decode_video(
     frame_size: tuple[int, int] | None = None,
     *,
     max_frames: int | None = None,
+    usable_only: bool = False,
 ) -> np.ndarray:
     """All frames of a video in decoder output order, ``uint8 [T, H, W, 3]`` RGB.
 
     ``frame_size`` (height, width) resizes every frame. ``max_frames`` stops early (then the count is
-    not checked against the container). Raises BadVideoError for any problem (see module docstring).
+    not checked against the container). A decode short of the declared count by at most
+    :func:`frame_allowance` frames is accepted; more frames than declared are cut to the declared
+    count. ``usable_only`` cuts to :func:`usable_frames` (what datasets use) when the container
+    declares a count. Raises BadVideoError for any problem (see module docstring).
     """
     path = Path(path)
     container = _open(path)
@@ -203,6 +241,8 @@ def decode_video(
         raise BadVideoError(path, "no frame could be decoded")
     if max_frames is None:
         frames = _check_count(path, frames, declared)
+        if usable_only and declared > 0:
+            frames = frames[:usable_frames(declared)]
     STATS.videos_decoded += 1
     STATS.frames_decoded += len(frames)
     return np.stack(frames)

@@ -28,6 +28,7 @@ from lift.data.decode import (
     probe_video,
     read_image,
     store_cached,
+    usable_frames,
 )
 
 Box = tuple[int, int, int, int]  # top, left, height, width
@@ -107,9 +108,11 @@ def _crop(arr: np.ndarray, indices: SequenceABC[int], box: Box | None) -> np.nda
 class VideoFileSource(FrameSource):
     """One video file, decoded whole and sequentially on first use, then served from the cache.
 
-    The length comes from the cache entry's header when present, else from the container header (the
-    declared frame count, checked against the decoded count on first decode), else - for containers
-    that do not declare it (mkv, webm) - from a full decode, which also fills the cache. Cached arrays
+    The length comes from the cache entry's header when present, else from the container header
+    (``usable_frames`` of the declared count: the last max(2, 1%) frames are left out, so that a file
+    that decodes a frame or two short of its header has the same length, and the same sample ids,
+    before and after it is cached), else - for containers that do not declare it (mkv, webm) - from
+    a full decode, which also fills the cache. Cached arrays
     are memory-mapped through a bounded per-process LRU. With the disk cache off, a small per-process
     memory LRU holds the last decoded videos (random access across many videos then decodes a lot).
     """
@@ -148,7 +151,7 @@ class VideoFileSource(FrameSource):
                 return
         info = probe_video(self.path)
         if info.declared_frames > 0:
-            self._length = info.declared_frames
+            self._length = usable_frames(info.declared_frames)
             self._hw = self.frame_size or (info.height, info.width)
         else:
             arr = self._frames()
@@ -171,14 +174,14 @@ class VideoFileSource(FrameSource):
         if entry is not None:
             arr = open_cached(entry)
             if arr is None:
-                store_cached(entry, decode_video(self.path, self.frame_size))
+                store_cached(entry, decode_video(self.path, self.frame_size, usable_only=True))
                 arr = open_cached(entry)
                 assert arr is not None
         else:
             lru_key = f"{self.path}|{self.frame_size}"
             arr = MEMORY_LRU.get(lru_key)
             if arr is None:
-                arr = decode_video(self.path, self.frame_size)
+                arr = decode_video(self.path, self.frame_size, usable_only=True)
                 MEMORY_LRU.put(lru_key, arr)
         if self._length is not None and arr.shape[0] != self._length:
             raise BadVideoError(self.path, f"decoded {arr.shape[0]} frames but {self._length} were expected "

@@ -63,9 +63,9 @@ def coded(real_frames: np.ndarray) -> Callable[[int, int], list[np.ndarray]]:
 
 def write_video(path: Path, frames: list[np.ndarray], codec: str = "mpeg4", b_frames: int = 2,
                 pix_fmt: str = "yuv420p", fmt: str | None = None, options: dict[str, str] | None = None,
-                input_format: str = "rgb24") -> Path:
+                input_format: str = "rgb24", container_options: dict[str, str] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format=fmt) as container:
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=25)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = pix_fmt
@@ -79,6 +79,18 @@ def write_video(path: Path, frames: list[np.ndarray], codec: str = "mpeg4", b_fr
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def packet_positions(path: Path) -> list[int]:
+    """Byte offsets of the video packets: cutting a file at one leaves only whole packets before it."""
+    with av.open(str(path)) as container:
+        return [p.pos for p in container.demux(video=0) if p.pos is not None]
+
+
+def cut_at_packet(path: Path, keep: int) -> Path:
+    """Truncate `path` in place after its first `keep` packets; the header still declares them all."""
+    path.write_bytes(path.read_bytes()[: packet_positions(path)[keep]])
     return path
 
 

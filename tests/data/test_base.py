@@ -225,19 +225,21 @@ def test_max_sequences(tmp_path: Path, avi_folder: Path) -> None:
 def test_window_larger_than_every_video_is_an_error(tmp_path: Path, avi_folder: Path) -> None:
     for mode in ("error", "skip"):
         cfg = data_cfg(tmp_path, data_root=str(avi_folder), window=15, temporal_offset=2, on_bad_video=mode)
-        with pytest.raises(WindowError, match=r"window=15.*temporal_offset=2.*gap=2.*27.*24"):
+        # The 24-frame videos provide 22 (lift.data.decode.usable_frames).
+        with pytest.raises(WindowError, match=r"window=15.*temporal_offset=2.*gap=2.*27.*22"):
             build_dataset(cfg, "all")
 
 
 def test_short_video_is_an_error_or_a_counted_skip(tmp_path: Path, avi_copy: Path, coded, caplog) -> None:
     write_video(avi_copy / "foxtrot.avi", coded(6))
     cfg = data_cfg(tmp_path, data_root=str(avi_copy), window=7, temporal_offset=1)
-    with pytest.raises(WindowError, match=r"foxtrot.*window=7.*needs 7.*only 6"):
+    # 6 declared frames, 4 usable (lift.data.decode.usable_frames).
+    with pytest.raises(WindowError, match=r"foxtrot.*window=7.*needs 7.*only 4"):
         build_dataset(cfg, "all")
     with caplog.at_level(logging.WARNING):
         ds = build_dataset(data_cfg(tmp_path, data_root=str(avi_copy), window=7, on_bad_video="skip"), "all")
     assert [s.video_id for s in ds.sequences] == ["alpha", "bravo", "charlie", "delta", "echo"]
-    assert len(ds.skipped) == 1 and ds.skipped[0][0].endswith("foxtrot.avi") and "only 6" in ds.skipped[0][1]
+    assert len(ds.skipped) == 1 and ds.skipped[0][0].endswith("foxtrot.avi") and "only 4" in ds.skipped[0][1]
     assert any("foxtrot" in r.message for r in caplog.records)
 
 

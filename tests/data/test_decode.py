@@ -15,12 +15,16 @@ from lift.data.decode import (
     BadVideoError,
     cache_key,
     decode_video,
+    frame_allowance,
     probe_video,
     read_image,
+    usable_frames,
 )
 from lift.data.sources import ImageSequenceSource, VideoFileSource
 
-from .conftest import H, W, count_b_frames, read_code, write_png, write_video
+from lift.data import build_dataset
+
+from .conftest import H, W, count_b_frames, cut_at_packet, data_cfg, packet_positions, read_code, write_png, write_video
 
 
 def test_mpeg4_avi_with_b_frames_decodes_in_exact_frame_order(tmp_path: Path, coded) -> None:
@@ -49,7 +53,8 @@ def test_cache_is_written_once_and_hit_afterwards(tmp_path: Path, coded) -> None
     path = write_video(tmp_path / "a.avi", coded(12))
     cache = tmp_path / "cache"
     src = VideoFileSource(path, None, str(cache))
-    assert src.length == 12  # from the container header: nothing decoded yet
+    # From the container header, nothing decoded yet: the declared 12 less the allowance of 2.
+    assert src.length == 10 == usable_frames(12)
     assert STATS.videos_decoded == 0
     first = src.load([3, 4, 5])
     assert STATS.videos_decoded == 1 and STATS.cache_writes == 1
@@ -57,7 +62,7 @@ def test_cache_is_written_once_and_hit_afterwards(tmp_path: Path, coded) -> None
     entries = list(cache.glob("*.npy"))
     assert len(entries) == 1 and not list(cache.glob("*.tmp"))
     again = VideoFileSource(path, None, str(cache))
-    assert again.length == 12
+    assert again.length == 10  # from the cache entry, which holds the usable frames only
     np.testing.assert_array_equal(again.load([3, 4, 5]), first)
     assert STATS.videos_decoded == 1 and STATS.cache_hits >= 1
     # A crop box reads the crop from the memory-mapped entry.
@@ -81,7 +86,7 @@ def test_cache_key_covers_mtime_size_and_frame_size(tmp_path: Path, coded) -> No
 def test_disabled_cache_decodes_without_writing(tmp_path: Path, coded) -> None:
     path = write_video(tmp_path / "a.avi", coded(8))
     src = VideoFileSource(path, None, None)
-    assert [read_code(f) for f in src.load([7, 0])] == [7, 0]
+    assert [read_code(f) for f in src.load([5, 0])] == [5, 0]
     assert STATS.cache_writes == 0
 
 
@@ -101,22 +106,18 @@ def test_missing_file(tmp_path: Path) -> None:
         probe_video(tmp_path / "missing.avi")
 
 
-def _packet_positions(path: Path) -> list[int]:
-    with av.open(str(path)) as container:
-        return [p.pos for p in container.demux(video=0) if p.pos is not None]
-
-
 def test_truncated_video_is_detected(tmp_path: Path, coded) -> None:
     path = write_video(tmp_path / "full.avi", coded(20))
     data = path.read_bytes()
     cut = tmp_path / "cut.avi"
     # Cut at a packet boundary: every remaining packet decodes cleanly, only the count betrays it.
-    cut.write_bytes(data[: _packet_positions(path)[12]])
+    cut.write_bytes(data[: packet_positions(path)[12]])
     assert probe_video(cut).declared_frames == 20  # the header still promises 20
-    with pytest.raises(BadVideoError, match=r"cut.avi: the container declares 20 frames but only 12 could be decoded"):
+    with pytest.raises(BadVideoError, match=r"cut.avi: the container declares 20 frames but only 12 could be decoded "
+                                            r"\(truncated or damaged file; up to 2 missing frames are accepted\)"):
         decode_video(cut)
     src = VideoFileSource(cut, None, str(tmp_path / "cache"))
-    assert src.length == 20
+    assert src.length == 18
     with pytest.raises(BadVideoError, match="cut.avi"):
         src.load([0])
     assert not list((tmp_path / "cache").glob("*.npy")), "a bad video must not be cached"
@@ -124,6 +125,62 @@ def test_truncated_video_is_detected(tmp_path: Path, coded) -> None:
     cut.write_bytes(data[: int(len(data) * 0.9)])
     with pytest.raises(BadVideoError, match="cut.avi"):
         decode_video(cut)
+
+
+def _h264_mp4(path: Path, coded, frames: int, keep: int) -> Path:
+    """A real h264 MP4 with its index at the front, cut after `keep` packets: the index still
+    declares every frame, the rest decodes cleanly (as in MP4s that declare a frame too many)."""
+    write_video(path, coded(frames), codec="libx264", b_frames=0, options={"crf": "12", "bf": "0"},
+                container_options={"movflags": "faststart"})
+    return cut_at_packet(path, keep) if keep < frames else path
+
+
+def test_an_mp4_declaring_one_frame_more_than_it_decodes_is_accepted(tmp_path: Path, coded) -> None:
+    path = _h264_mp4(tmp_path / "short.mp4", coded, 24, keep=23)
+    assert probe_video(path).declared_frames == 24
+    frames = decode_video(path)
+    assert [read_code(f) for f in frames] == list(range(23))
+    assert decode_video(path, usable_only=True).shape[0] == usable_frames(24) == 22
+    for cache in (str(tmp_path / "cache"), None):
+        from_header = VideoFileSource(path, None, cache)
+        assert from_header.length == 22  # the header alone: nothing decoded yet
+        first = from_header.load(range(22))
+        again = VideoFileSource(path, None, cache)  # from the cache entry when the cache is on
+        assert again.length == 22
+        np.testing.assert_array_equal(again.load(range(22)), first)
+        assert [read_code(f) for f in first] == list(range(22))
+
+
+def test_sample_ids_do_not_depend_on_the_frame_cache(tmp_path: Path, coded) -> None:
+    root = tmp_path / "videos"
+    _h264_mp4(root / "short.mp4", coded, 24, keep=23)
+    _h264_mp4(root / "exact.mp4", coded, 24, keep=24)
+    cfg = data_cfg(tmp_path, data_root=str(root), eval_targets_per_video=30)
+    before = build_dataset(cfg, "all", train=False)  # lengths from the headers
+    ids = before.sample_ids
+    targets = [before[i]["target"] for i in range(len(before))]  # decodes and fills the cache
+    decoded = STATS.videos_decoded
+    after = build_dataset(cfg, "all", train=False)  # lengths from the cache entries
+    assert after.sample_ids == ids and len(ids) == 2 * 20  # targets 1..20 of the 22 usable frames
+    for i, target in enumerate(targets):
+        assert after[i]["target"].equal(target)
+    assert STATS.videos_decoded == decoded and STATS.cache_hits > 0
+
+
+def test_a_truncated_mp4_is_refused(tmp_path: Path, coded) -> None:
+    path = _h264_mp4(tmp_path / "cut.mp4", coded, 24, keep=10)
+    with pytest.raises(BadVideoError, match=r"cut.mp4: the container declares 24 frames but only 10 could be decoded "
+                                            r"\(truncated or damaged file; up to 2 missing frames are accepted\)"):
+        decode_video(path)
+    # At the limit: 2 missing frames are accepted, 3 are not.
+    assert decode_video(_h264_mp4(tmp_path / "two.mp4", coded, 24, keep=22)).shape[0] == 22
+    with pytest.raises(BadVideoError, match="only 21 could be decoded"):
+        decode_video(_h264_mp4(tmp_path / "three.mp4", coded, 24, keep=21))
+
+
+def test_the_allowance_is_two_frames_or_one_percent() -> None:
+    assert [frame_allowance(n) for n in (1, 24, 199, 200, 456, 10_000)] == [2, 2, 2, 2, 4, 100]
+    assert [usable_frames(n) for n in (1, 3, 24, 456)] == [1, 1, 22, 452]
 
 
 def test_damaged_data_midway_is_detected(tmp_path: Path, coded) -> None:
@@ -211,7 +268,7 @@ def test_open_memory_maps_are_bounded(tmp_path: Path, coded, monkeypatch) -> Non
                for k in range(5)]
     for _ in range(2):
         for src in sources:
-            assert [read_code(f) for f in src.load([5, 1])] == [5, 1]
+            assert [read_code(f) for f in src.load([3, 1])] == [3, 1]
             assert len(MAPS) <= 2
     assert STATS.videos_decoded == 5
     MAPS.clear()

