@@ -16,6 +16,10 @@ quick=()
 [ "${QUICK:-0}" = 1 ] && quick=(--quick)
 limit=${BENCH_LIMIT_S:-150}
 py=${PYTHON:-python3}
+# The GPU machine has no package index: the published RIFE HD weights travel with the checkout as
+# the ignored folder .rife_hd (cp -r ~/.cache/lift/rife_hd .rife_hd, then carry it); without them
+# bench model skips its rife_hd-vs-official timing and says so.
+if [ -z "${LIFT_RIFE_HD_DIR:-}" ] && [ -f .rife_hd/flownet.pkl ]; then export LIFT_RIFE_HD_DIR=$PWD/.rife_hd; fi
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null || echo "no nvidia-smi"
   "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),

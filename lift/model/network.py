@@ -334,7 +334,8 @@ class LIFT(nn.Module):
                 # Each warped reference against the target: trains the reference flows to be
                 # right wherever the reference sees the target, whatever its fusion weight.
                 aux["reference_recon_loss"] = (ref_warped.float() - target.float().unsqueeze(1)).abs().mean()
-        weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, anchors.mask_logit)
+        weights = self._fusion_weights(all_warped, all_flows, times, timestep, estimate, anchors.mask_logit,
+                                       anchors.mask)
         return weights, all_warped, all_flows
 
     def _refine(self, frames: torch.Tensor, anchors: "_AnchorState", fused: torch.Tensor,
@@ -413,8 +414,8 @@ class LIFT(nn.Module):
                 warped.view(batch, r, 3, height, width))
 
     def _fusion_weights(self, warped: torch.Tensor, flows: torch.Tensor, times: torch.Tensor,
-                        timestep: torch.Tensor, estimate: torch.Tensor, mask_logit: torch.Tensor
-                        ) -> torch.Tensor:
+                        timestep: torch.Tensor, estimate: torch.Tensor, mask_logit: torch.Tensor,
+                        mask: torch.Tensor) -> torch.Tensor:
         """Fusion weights [B, N, 1, H, W]: a softmax per pixel between the anchors, as one
         candidate, and each reference; inside the anchors' share RIFE's own mask splits it between
         the two anchors. The scorer decides only anchors against references, never one anchor
@@ -448,7 +449,9 @@ class LIFT(nn.Module):
                        est.expand(-1, n, -1, -1, -1), variance, anchors), 2)
         scores = self.reference.scorer(x.reshape(batch * n, FusionScorer.IN_CHANNELS, *half))
         scores = scores.float().view(batch, n, 1, height, width)
-        mask = torch.sigmoid(mask_logit.float()).unsqueeze(1)  # [B, 1, 1, H, W], the left anchor's share
+        # RIFE's mask itself (the anchor state's tensor, not a second sigmoid of its logit: the anchor
+        # path's gradient then accumulates exactly as window 3's). [B, 1, 1, H, W], the left anchor's share.
+        mask = mask.float().unsqueeze(1)
         anchors_logit = mask * scores[:, :1] + (1 - mask) * scores[:, 1:2]
         split = torch.cat((mask, 1 - mask), 1)
         if n == 2:

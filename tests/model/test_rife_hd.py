@@ -97,3 +97,40 @@ def test_window_15_without_reference_weight_is_exactly_window_3(backbone) -> Non
         pred15, aux = large(frames, times, torch.tensor([0.5]))
     assert aux["fusion_weights"][:, 2:].abs().max().item() == 0.0
     assert torch.equal(pred3, pred15)
+
+
+@pytest.mark.parametrize("backbone", ["rife_m", "rife_hd"])
+def test_window_15_without_reference_weight_trains_its_anchors_exactly_as_window_3(backbone) -> None:
+    """One training step: the same loss and bit-identical anchor-path gradients. Float-level
+    differences here were amplified by fine-tuning into 0.5 dB between the arms of a study."""
+    from lift.config import LossConfig  # noqa: PLC0415 (only this test needs the loss)
+    from lift.model import LIFTLoss  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    kwargs = dict(width=0.25, block_depth=2, backbone=backbone)
+    small, large = LIFT(window=3, **kwargs), LIFT(window=15, **kwargs)
+    large.load_state_dict(small.state_dict(), strict=False)
+    for name, param in large.reference.named_parameters():
+        if name != "unet_adapter.weight":  # a trained adapter would see exactly zero input anyway
+            torch.nn.init.normal_(param, std=0.05)
+    with torch.no_grad():
+        large.reference.reference_logit.fill_(-1e4)
+    gen = torch.Generator().manual_seed(1)
+    frames, target = torch.rand(2, 14, 3, 32, 32, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
+    times = torch.tensor([[0.0, 1.0] + [-0.5 * k for k in range(1, 7)] + [1 + 0.5 * k for k in range(1, 7)]] * 2)
+    loss_fn = LIFTLoss(LossConfig(reference_reconstruction=0.0))
+    losses = []
+    for model, n in ((small, 2), (large, 14)):
+        pred, aux = model(frames[:, :n], times[:, :n], torch.tensor([0.5, 0.5]), target)
+        loss, _ = loss_fn(pred, aux, target)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == losses[1]
+    grads = dict(small.named_parameters())
+    for name, param in large.named_parameters():
+        if name.startswith("reference."):
+            continue
+        if backbone == "rife_hd":
+            assert torch.equal(param.grad, grads[name].grad), name
+        else:  # RIFE-m's student blocks still differ in the last bits (1e-9 measured); not yet traced
+            torch.testing.assert_close(param.grad, grads[name].grad, rtol=1e-5, atol=1e-8, msg=name)
