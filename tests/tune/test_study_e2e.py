@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 from ray import tune
 
+from lift.model import pretrained
 from lift.evaluate import read_samples_table
 from lift.tune.study import run_study
 from lift.tune.study_config import load_study_config
@@ -125,7 +126,9 @@ def test_killed_worker_restarts_from_its_checkpoint(study) -> None:
 def test_every_arm_is_evaluated_on_the_same_sample_ids(study) -> None:
     out: Path = study["out"]
     test = read_samples_table(out / "test_samples.parquet")
-    assert set(test["arm"]) == {"window=3", "window=7,offset=1", "baseline=repeat", "baseline=blend"}
+    # The published model joins the baselines wherever its weights are fetched (make rife-weights).
+    published = {"baseline=rife_hd"} if pretrained.available() else set()
+    assert set(test["arm"]) == {"window=3", "window=7,offset=1", "baseline=repeat", "baseline=blend"} | published
     assert set(test["split"]) == {"test"}
     ids = {arm: frozenset(g["sample_id"]) for arm, g in test.groupby("arm")}
     assert len(set(ids.values())) == 1 and len(next(iter(ids.values()))) > 0
