@@ -460,6 +460,10 @@ def _validate_backbone(cfg: Config) -> None:
     m = cfg.model
     if m.pretrained is not None:
         m.backbone = m.pretrained
+    if m.backbone == "rife_hd":
+        require(cfg.data.gap == 2, "data.gap", cfg.data.gap,
+                "expected 2 with model.backbone rife_hd: the published RIFE HD interpolates the middle frame only "
+                "(timestep 0.5); use model.backbone rife_m for other gaps")
     if m.freeze_backbone:
         require(cfg.data.window > 3, "model.freeze_backbone", m.freeze_backbone,
                 f"expected false with data.window {cfg.data.window}: a window-3 model is its anchor path alone, so "

@@ -279,6 +279,11 @@ def test_published_weights_imply_their_backbone() -> None:
     assert load_config(None).model.backbone == "rife_m"
 
 
+def test_the_published_backbone_needs_a_middle_target() -> None:
+    with pytest.raises(ConfigError, match=r"data.gap: got 4; expected 2 with model.backbone rife_hd"):
+        load_config(None, ["model.pretrained=rife_hd", "data.gap=4"])
+
+
 def test_a_frozen_window_3_model_is_refused_with_the_reason() -> None:
     with pytest.raises(ConfigError, match=r"model.freeze_backbone: got True; expected false with data.window 3"):
         load_config(None, ["model.freeze_backbone=true", "data.window=3"])
