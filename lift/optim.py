@@ -54,9 +54,11 @@ def param_groups(model: nn.Module, weight_decay: float, decay_all: bool = False,
         if p.requires_grad:
             key = (id(p) in backbone_ids, decay_all or p.ndim >= 2)
             groups.setdefault(key, []).append(p)
-    return [{"params": params, "weight_decay": weight_decay if decays else 0.0,
-             "lr_scale": backbone_lr_scale if in_backbone else 1.0}
-            for (in_backbone, decays), params in sorted(groups.items(), key=lambda kv: (kv[0][0], not kv[0][1]))]
+    # A fixed group order (the rest before the anchor path, decayed before not), so that an optimiser
+    # state saved by one run loads into the next.
+    order = [(False, True), (False, False), (True, True), (True, False)]
+    return [{"params": groups[key], "weight_decay": weight_decay if key[1] else 0.0,
+             "lr_scale": backbone_lr_scale if key[0] else 1.0} for key in order if key in groups]
 
 
 class Updater:
