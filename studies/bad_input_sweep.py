@@ -454,7 +454,7 @@ def cases(inp: Inputs, scratch: Path) -> list[Case]:
     # --- report ---
     t = inp.tables
     rep_out = scratch / "rep"
-    fast = ["--n_boot", "200", "--n_permutations", "200", "--no_plots"]
+    fast = ["--n_permutations", "200", "--no_plots"]
     out += [
         Case("report/input missing", [*report, str(scratch / "no_study"), "--out", str(rep_out)], "no_study"),
         Case("report/folder without tables", [*report, str(inp.empty_dir), "--out", str(rep_out)], "empty"),

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from lift.atomic import OutputPathError, check_output_dir
 from lift.report import make_report
 from lift.report.analysis import ReportOptions
 from lift.report.stats import PSNR_CEILING_DB
@@ -64,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = ReportOptions(alpha=args.alpha, procedure=args.procedure, treatments=args.treatment,
                             controls=args.control, ablation_family=args.ablation_family, n_permutations=args.n_permutations, seed=args.seed)
     out = Path(args.out) if args.out else default_out(args.inputs)
+    try:
+        check_output_dir(out, "--out")  # before the analysis: a bad location must not wait for it
+    except OutputPathError as exc:
+        print(f"lift.report: error: {exc}", file=sys.stderr)
+        return 2
     try:
         analysis, written = make_report(args.inputs, out, options=options, metrics=metrics,
                                         psnr_cap=args.psnr_cap, make_plots=not args.no_plots)

@@ -82,7 +82,7 @@ def wilcoxon_greater(d: np.ndarray) -> np.ndarray:
     """One-sided Wilcoxon signed-rank p-values along the last axis (scipy's default method);
     1 where there is no non-zero difference (no evidence either way)."""
     d = np.asarray(d, dtype=float)
-    if d.shape[-1] == 0:
+    if d.shape[-1] < 2:  # one cluster (or none) cannot be tested: scipy refuses, the p stays 1
         return np.ones(d.shape[:-1])
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)

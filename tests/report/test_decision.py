@@ -128,3 +128,10 @@ def test_family_from_a_config_section():
         decision.Family.from_dict({"procedure": "bonferroni"})
     with pytest.raises(ValueError, match="unknown key"):
         decision.Family.from_dict({"endpoint": ["psnr"]})
+
+
+def test_one_cluster_is_no_test_not_a_crash() -> None:
+    """scipy refuses a permutation test of one observation; one source cannot be tested (p = 1),
+    and the report then says "cannot reject by design" (the sweep's one-source tables)."""
+    assert decision.wilcoxon_greater(np.array([0.7])).tolist() == 1.0
+    assert decision.wilcoxon_greater(np.array([[0.7], [-0.2]])).tolist() == [1.0, 1.0]
