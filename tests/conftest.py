@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -248,29 +249,31 @@ def write_folder():
 
 # ---- disks that refuse writes: real tmpfs mounts (root only), unmounted in teardown ---------------
 
-def _mount_tmpfs(path: Path, options: str) -> None:
+@contextlib.contextmanager
+def _tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at `path` for the block, unmounted after (skips where mount is not allowed)."""
     path.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or 'mount failed'}): needs root or CAP_SYS_ADMIN")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 256 KiB filesystem (tmpfs): writes beyond it fail with ENOSPC."""
-    path = tmp_path / "small_disk"
-    _mount_tmpfs(path, "size=256k")
-    yield path
-    subprocess.run(["umount", "-l", str(path)], check=False)
+    with _tmpfs(tmp_path / "small_disk", "size=256k") as path:
+        yield path
 
 
 @pytest.fixture
 def read_only_disk(tmp_path: Path) -> Iterator[Path]:
     """A real read-only filesystem (tmpfs mounted ro): chmod does not stop root, a ro mount does."""
-    path = tmp_path / "read_only_disk"
-    _mount_tmpfs(path, "ro,size=64k")
-    yield path
-    subprocess.run(["umount", "-l", str(path)], check=False)
+    with _tmpfs(tmp_path / "read_only_disk", "ro,size=64k") as path:
+        yield path
 
 
 # ---- Ctrl-C: a real SIGINT to a real subprocess, at a known moment --------------------------------
