@@ -109,9 +109,10 @@ class IFNetHD(nn.Module):
         states = []
         for block, block_scale in zip((self.block0, self.block1, self.block2), HD_SCALES):
             s = block_scale / scale
-            f0, m0 = block(torch.cat((warped0, warped1, mask.to(img0.dtype)), 1), flow.to(img0.dtype), s)
+            mask_in, flow_in = mask.to(img0.dtype), flow.to(img0.dtype)  # the frames' dtype under autocast
+            f0, m0 = block(torch.cat((warped0, warped1, mask_in), 1), flow_in, s)
             # The same block with the anchors swapped; its answer swapped back and averaged.
-            f1, m1 = block(torch.cat((warped1, warped0, -mask.to(img0.dtype)), 1), _swap_flows(flow).to(img0.dtype), s)
+            f1, m1 = block(torch.cat((warped1, warped0, -mask_in), 1), _swap_flows(flow_in), s)
             flow = flow + (f0 + _swap_flows(f1)) / 2
             mask = mask + (m0 - m1) / 2
             warped0 = backward_warp(img0, flow[:, :2]).to(img0.dtype)
